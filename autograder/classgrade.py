@@ -1,0 +1,112 @@
+"""Grade a whole class with stock ``nbgrader autograde``, one student at a time,
+with a progress bar, a pre-flight check of every submission and a report.
+
+    python -m autograder.classgrade w1_conv_arithmetic [--course course/]
+
+Before grading, every submitted notebook is read: a file that is not a valid
+notebook (bad JSON, wrong encoding, empty) is moved aside as
+``<name>.ipynb.unreadable`` so that nbgrader grades it as a missing notebook (zero
+for each of its cells) instead of failing, and the reason is reported. A student
+whose grading fails is reported and the others are still graded; nbgrader's
+gradebook is only ever written by nbgrader itself.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from tqdm.auto import tqdm
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def nbgrader_env() -> dict:
+    """Environment for nbgrader subprocesses: this interpreter's bin first (alembic)."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def nbgrader(args: list[str], cwd: Path, check: bool = True, quiet: bool = True) -> subprocess.CompletedProcess:
+    """Run ``nbgrader <args>`` in ``cwd`` (the course root, or a student's folder)."""
+    cmd = [sys.executable, "-m", "nbgrader", *args]
+    proc = subprocess.run(cmd, cwd=cwd, env=nbgrader_env(), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"nbgrader {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    if not quiet:
+        sys.stdout.write(proc.stdout)
+    return proc
+
+
+@dataclass
+class ClassResult:
+    graded: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    unreadable: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def check_submissions(course: Path, assignment: str) -> dict[str, str]:
+    """Move aside submitted notebooks that cannot be read; return {student: reason}."""
+    problems = {}
+    for path in sorted((course / "submitted").glob(f"*/{assignment}/*.ipynb")):
+        student = path.parent.parent.name
+        try:
+            if path.stat().st_size == 0:
+                raise ValueError("the file is empty")
+            nb = nbformat.read(path, as_version=4)
+            nbformat.validate(nb)
+        except Exception as exc:  # noqa: BLE001  (JSON, encoding, schema errors)
+            reason = f"{path.name} is not a readable notebook ({type(exc).__name__}: {str(exc)[:120]})"
+            problems[student] = reason
+            path.rename(path.with_name(path.name + ".unreadable"))
+    return problems
+
+
+def grade_class(course: Path, assignment: str, students: list[str] | None = None,
+                progress: bool = True) -> ClassResult:
+    course = Path(course).resolve()
+    start = time.perf_counter()
+    if students is None:
+        students = sorted(p.parent.name for p in (course / "submitted").glob(f"*/{assignment}"))
+    result = ClassResult(unreadable=check_submissions(course, assignment))
+    for student, reason in result.unreadable.items():
+        tqdm.write(f"  {student}: {reason}; graded as a missing notebook (zero)")
+    bar = tqdm(students, desc=f"autograde {assignment}", unit="student", disable=not progress)
+    for student in bar:
+        bar.set_postfix_str(student)
+        proc = nbgrader(["autograde", assignment, "--student", student, "--create", "--force"], course, check=False)
+        if proc.returncode == 0:
+            result.graded.append(student)
+        else:
+            tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
+            result.failed[student] = " | ".join(tail)
+            tqdm.write(f"  {student}: grading failed, see {course / 'nbgrader.log'}")
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Autograde every submission of an assignment.")
+    parser.add_argument("assignment")
+    parser.add_argument("--course", default=str(REPO / "course"), help="nbgrader course root")
+    parser.add_argument("--student", action="append", help="only these students (repeatable)")
+    args = parser.parse_args(argv)
+    result = grade_class(Path(args.course), args.assignment, args.student)
+    from .report import class_table
+
+    print(class_table(Path(args.course), [args.assignment]))
+    print(f"graded {len(result.graded)} students in {result.seconds:.1f} s; "
+          f"{len(result.failed)} failed, {len(result.unreadable)} unreadable notebooks")
+    return 1 if result.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

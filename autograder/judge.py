@@ -1,0 +1,149 @@
+"""The trusted judge: writes hidden inputs, reads what the kernel recorded, decides.
+
+It runs in the grader's own process (never in the student's kernel) and never
+imports or executes student code: it reads plain data (JSON, ``.npy`` without
+pickles) and the notebook's source text.
+
+Life cycle for one notebook::
+
+    judge = Judge(problems, seed, workdir)
+    judge.prepare()            # writes workdir/cases/<name>.json (+ arrays)
+    ... the kernel runs the notebook; each hidden test cell calls gradekit.capture ...
+    verdicts = judge.collect(solution_sources)   # reads workdir/out/<name>/
+"""
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from gradekit.codec import CodecError, Reader, Writer, dump_json, load_json
+
+from .problem import Case, Outcome, Problem, Verdict, error_message
+from .source_check import banned_uses, defining_cells
+
+_KERNEL_STATUS = {"timeout": "timeout", "oom": "out of memory"}
+
+
+def case_rng(seed: int, name: str) -> np.random.Generator:
+    """The generator a problem's cases are drawn from: one per (seed, problem)."""
+    return np.random.default_rng([int(seed), zlib.crc32(name.encode())])
+
+
+class Judge:
+    def __init__(self, problems: dict[str, Problem], seed: int, workdir: Path):
+        self.problems = problems
+        self.seed = int(seed)
+        self.workdir = Path(workdir)
+        self.cases: dict[str, list[Case]] = {}
+
+    # ------------------------------------------------------------------ prepare
+    def prepare(self) -> None:
+        cases_dir = self.workdir / "cases"
+        cases_dir.mkdir(parents=True, exist_ok=True)
+        for name, problem in self.problems.items():
+            cases = problem.cases(case_rng(self.seed, name))
+            self.cases[name] = cases
+            writer = Writer(cases_dir, prefix=f"{name}_")
+            requests = []
+            for i, case in enumerate(cases):
+                request = {"seconds": problem.seconds, "seed": self.seed % 2**31 + i, **case.request}
+                requests.append(writer.encode(request))
+            dump_json(cases_dir / f"{name}.json", requests)
+
+    # ------------------------------------------------------------------ collect
+    def _outcomes(self, name: str) -> tuple[list[Outcome], bool]:
+        out_dir = self.workdir / "out" / name
+        reader = Reader(out_dir, as_torch=False)
+        outcomes = []
+        for i in range(len(self.cases[name])):
+            path = out_dir / f"{i}.json"
+            if not path.exists():
+                outcomes.append(Outcome("missing"))
+                continue
+            try:
+                record = reader.decode(load_json(path))
+                if not isinstance(record, dict) or not isinstance(record.get("status"), str):
+                    raise CodecError("malformed record")
+            except (CodecError, ValueError, OSError, json.JSONDecodeError) as exc:
+                outcomes.append(Outcome("error", {"error": {"type": "GraderInputError",
+                                                            "message": f"unreadable result ({exc})"}}))
+                continue
+            outcomes.append(Outcome(record["status"], record))
+        return outcomes, (out_dir / "done.json").exists()
+
+    def judge_problem(self, name: str, sources: list[str] | None, kernel_died: bool = False) -> Verdict:
+        problem, cases = self.problems[name], self.cases[name]
+        outcomes, done = self._outcomes(name)
+        if all(o.status == "missing" for o in outcomes):
+            status = "kernel died" if kernel_died else "missing"
+            why = ("the kernel died before this test ran" if kernel_died else
+                   "its hidden test did not run: the test cell is missing, or the notebook "
+                   "stopped (or timed out) before reaching it")
+            return Verdict(name, status, 0.0, [f"{name}: not graded, {why}."])
+
+        # Forbidden built-ins: in the source of the definition, or seen at run time.
+        if sources is not None and problem.banned_names:
+            used = sorted({u for src in defining_cells(sources, name) for u in banned_uses(src, problem.banned_names)})
+            if used:
+                return Verdict(name, "failed", 0.0, [
+                    f"{name} uses {', '.join(used)}, a built-in this problem asks you to implement "
+                    "yourself. Rewrite it with basic tensor operations."])
+        ran = {op for o in outcomes if o.ok for op in (o.get("ops") or [])}
+        hit = sorted(ran & set(problem.banned_ops))
+        if hit:
+            return Verdict(name, "failed", 0.0, [
+                f"{name} calls {', '.join(h.removeprefix('aten.') for h in hit)} while it runs, a built-in "
+                "this problem asks you to implement yourself. Rewrite it with basic tensor operations."])
+
+        groups: dict[str, bool] = {}
+        first_failure: dict[str, str] = {}
+        statuses = []
+        for case, outcome in zip(cases, outcomes):
+            raised = (outcome.get("error") or {}).get("type") if outcome.status == "error" else None
+            if case.raises and raised == case.raises and outcome.get("stage") == "call":
+                message = None
+            elif case.raises and raised and raised != "NotImplementedError" and outcome.get("stage") == "call":
+                message = f"{case.label}: raised {raised}, expected {case.raises}"
+            elif outcome.ok:
+                try:
+                    message = case.check(outcome)
+                except Exception as exc:  # noqa: BLE001  (malformed data from the kernel)
+                    message = f"{case.label}: the result could not be checked ({type(exc).__name__})"
+            else:
+                message = error_message(name, outcome, case.label)
+                statuses.append(_KERNEL_STATUS.get(outcome.status, "error"))
+            passed = message is None
+            groups[case.group] = groups.get(case.group, True) and passed
+            if not passed and case.group not in first_failure:
+                first_failure[case.group] = message
+        weights = {g: float(problem.weights.get(g, 1.0)) for g in groups}
+        total = sum(weights.values()) or 1.0
+        fraction = sum(w for g, w in weights.items() if groups[g]) / total
+        passed_groups = sum(groups.values())
+        lines = [f"{name}: {passed_groups} of {len(groups)} checks passed"]
+        for group, ok in groups.items():
+            if ok:
+                lines.append(f"  ok    {group}")
+            else:
+                lines.append(f"  FAIL  {group}: {first_failure[group]}")
+                hint = problem.hints.get(group)
+                if hint:
+                    lines.append(f"        hint: {hint}")
+        if fraction == 1.0:
+            status = "passed"
+        elif statuses and all(not groups[c.group] for c in cases) and len(set(statuses)) == 1:
+            status = statuses[0]
+        elif not done and kernel_died:
+            status = "kernel died"
+        else:
+            status = "failed"
+        if any(o.get("error", {}).get("type") == "NotImplementedError" for o in outcomes if not o.ok) \
+                and fraction == 0.0:
+            lines = [f"{name}: not implemented yet (the stub still raises NotImplementedError)."]
+        return Verdict(name, status, round(fraction, 4), lines, groups)
+
+    def collect(self, sources: list[str] | None = None, kernel_died: bool = False) -> dict[str, Verdict]:
+        return {name: self.judge_problem(name, sources, kernel_died) for name in self.problems}

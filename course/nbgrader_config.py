@@ -1,0 +1,47 @@
+"""nbgrader configuration of the course.
+
+Run nbgrader from this folder (``cd course``) or pass ``--CourseDirectory.root``.
+The only departure from stock nbgrader is the executor: ``JudgedExecute`` runs the
+notebook like ``Execute`` and then scores every test cell that calls
+``gradekit.capture`` from the trusted judge's verdict (see autograder/preprocessor.py).
+"""
+import os
+
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests,
+                                    GetGrades, IgnorePattern, LimitOutput, SaveAutoGrades)
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+
+from autograder.preprocessor import JudgedExecute
+
+c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)
+
+here = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.root = here
+c.CourseDirectory.course_id = "cnn-architectures"
+c.CourseDirectory.db_assignments = [
+    {"name": "w1_conv_arithmetic"},
+    {"name": "w2_normalization"},
+]
+# Generated and class data never go into a release.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".gradekit"]
+
+# Students' stubs: the standard nbgrader stub.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+
+# Autograde: the judged executor in place of Execute; the rest is stock.
+c.Autograde.autograde_preprocessors = [
+    JudgedExecute,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
+# Per-cell limit: training smoke tests run inside one test cell.
+c.JudgedExecute.timeout = 600
+c.JudgedExecute.startup_timeout = 120
+
+# Feedback never shows hidden tests (stock nbgrader leaks them, jupyter/nbgrader#917).
+c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Create the course's Python environment in .venv (idempotent) and the system
+# packages grading needs. Called by `make`; safe to run by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+# bubblewrap sandboxes the student's kernel during grading.
+if ! command -v bwrap >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing bubblewrap (apt-get)"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+    else
+        echo "warning: bubblewrap (bwrap) is not installed; grading will refuse to run" \
+             "unless unsandboxed grading is allowed (see README). Install it with:" \
+             "sudo apt-get install bubblewrap" >&2
+    fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "creating $VENV with $($PYTHON --version)"
+    "$PYTHON" -m venv "$VENV"
+fi
+echo "installing the course and its dependencies into $VENV (a few minutes the first time)"
+# (pip's notes about this machine's optional local package folders are dropped)
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 \
+    | { grep -v "^WARNING: Location '.*' is ignored" || true; }
+touch "$VENV/.installed"

@@ -1,0 +1,43 @@
+"""Shared fixtures: temporary nbgrader courses built from the real course files."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.classgrade import nbgrader
+from autograder.notebooks import COURSE, source_notebook
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_course(root: Path, assignments: list[str]) -> Path:
+    """A course folder with the real config and source notebooks, assignments released."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(COURSE / "nbgrader_config.py", root / "nbgrader_config.py")
+    for assignment in assignments:
+        shutil.copytree(COURSE / "source" / assignment, root / "source" / assignment)
+        nbgrader(["generate_assignment", assignment, "--force"], root)
+    return root
+
+
+def release_notebook(root: Path, assignment: str):
+    return nbformat.read(root / "release" / assignment / f"{assignment}.ipynb", as_version=4)
+
+
+def submit(root: Path, student: str, assignment: str, nb=None, raw: bytes | None = None) -> Path:
+    dest = root / "submitted" / student / assignment
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / f"{assignment}.ipynb"
+    if raw is not None:
+        path.write_bytes(raw)
+    else:
+        nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def have_w1() -> bool:
+    return source_notebook("w1_conv_arithmetic").exists()

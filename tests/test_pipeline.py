@@ -1,0 +1,139 @@
+"""End to end through stock nbgrader: release, submissions, autograde, feedback.
+
+One class is graded once (module fixture) and each test reads what it needs:
+a full solution, the blank release, a partly wrong submission, one whose
+``conv2d`` test cell was deleted and one whose file is not JSON.
+"""
+from __future__ import annotations
+
+import copy
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+
+from autograder.classgrade import grade_class, nbgrader
+from autograder.notebooks import reference_definitions
+from autograder.report import class_table, results
+
+from .conftest import make_course, release_notebook, submit
+
+pytestmark = pytest.mark.slow
+A = "w1_conv_arithmetic"
+
+WRONG_CONV_OUTPUT_SIZE = '''
+def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
+    """Padding counted once instead of per side."""
+    return (size + padding - dilation * (kernel_size - 1) - 1) // stride + 1
+'''
+WRONG_CONV2D = '''
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """True convolution: the kernel is flipped."""
+    import torch
+    import torch.nn.functional as F
+    w = torch.flip(weight, dims=(-2, -1))
+    n, c, h, wd = x.shape
+    f, cg, kh, kw = w.shape
+    cols = F.unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)
+    oh = (h + 2 * padding - dilation * (kh - 1) - 1) // stride + 1
+    ow = (wd + 2 * padding - dilation * (kw - 1) - 1) // stride + 1
+    out = (w.reshape(f, -1) @ cols).reshape(n, f, oh, ow)
+    return out if bias is None else out + bias.reshape(1, -1, 1, 1)
+'''
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, have_w1):
+    if not have_w1:
+        pytest.fail("the week-1 source notebook is missing")
+    from autograder.notebooks import fill
+
+    root = make_course(tmp_path_factory.mktemp("course"), [A])
+    release = release_notebook(root, A)
+    refs = reference_definitions(A)
+    submit(root, "full", A, fill(copy.deepcopy(release), refs))
+    submit(root, "blank", A, release)
+    partial = {**refs, "conv_output_size": WRONG_CONV_OUTPUT_SIZE, "conv2d": WRONG_CONV2D}
+    submit(root, "partial", A, fill(copy.deepcopy(release), partial))
+    nocell = fill(copy.deepcopy(release), refs)
+    nocell.cells = [c for c in nocell.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_conv2d"]
+    submit(root, "nocell", A, nocell)
+    submit(root, "broken", A, raw=b'{"cells": [{"cell_type": "code", "source": "def conv2d(')
+    result = grade_class(root, A, progress=False)
+    students, table = results(root, [A])
+    return root, result, students, table
+
+
+def scores(table, student):
+    return {gid.removeprefix("test_"): row[student] for (_, gid), row in table.items()}
+
+
+def test_every_student_is_in_the_gradebook(graded):
+    root, result, students, _ = graded
+    assert students == ["blank", "broken", "full", "nocell", "partial"]
+    assert set(result.graded) == set(students) and not result.failed
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", course_id="cnn-architectures") as gb:
+        assert len(gb.find_assignment(A).submissions) == 5
+
+
+def test_full_solution_gets_full_marks(graded):
+    *_, table = graded
+    for name, cell in scores(table, "full").items():
+        assert cell.score == cell.max_score > 0, name
+        assert cell.status == "passed", name
+
+
+def test_blank_release_gets_zero(graded):
+    *_, table = graded
+    assert sum(c.score or 0 for c in scores(table, "blank").values()) == 0
+
+
+def test_partly_wrong_submission_loses_points_where_wrong(graded):
+    *_, table = graded
+    cells = scores(table, "partial")
+    assert cells["conv_output_size"].score < cells["conv_output_size"].max_score
+    assert cells["conv2d"].score < cells["conv2d"].max_score
+    assert cells["conv2d"].status == "failed"
+    right = [c for n, c in cells.items() if n not in ("conv_output_size", "conv2d")]
+    assert right and all(c.score == c.max_score for c in right)
+
+
+def test_deleted_test_cell_scores_zero_for_that_problem_only(graded):
+    *_, table = graded
+    cells = scores(table, "nocell")
+    assert (cells["conv2d"].score or 0) == 0
+    assert cells["conv2d"].status == "missing"
+    assert all(c.score == c.max_score for n, c in cells.items() if n != "conv2d")
+
+
+def test_unreadable_notebook_scores_zero_with_a_reason(graded):
+    root, result, _, table = graded
+    assert "broken" in result.unreadable and "not a readable notebook" in result.unreadable["broken"]
+    assert sum(c.score or 0 for c in scores(table, "broken").values()) == 0
+    assert (root / "submitted" / "broken" / A / f"{A}.ipynb.unreadable").exists()
+
+
+def test_report_table_lists_students_and_problems(graded):
+    root, *_ = graded
+    text = class_table(root, [A])
+    assert "full" in text.splitlines()[0] and "conv2d" in text and "total" in text
+
+
+def test_feedback_teaches_and_leaks_nothing(graded):
+    root, *_ = graded
+    nbgrader(["generate_feedback", A, "--force"], root)
+    html = (root / "feedback" / "partial" / A / f"{A}.html").read_text()
+    assert "which is not right" in html  # the judge's message for conv_output_size
+    assert "checks passed" in html and "score:" in html
+    for leak in ("gradekit.capture", "BEGIN HIDDEN TESTS", "BEGIN SOLUTION"):
+        assert leak not in html
+    ref_line = "cols = cols.reshape(n, groups, cg * kh * kw, out_h * out_w)"
+    assert ref_line not in html
+
+
+def test_autograded_notebook_scores_are_the_judges(graded):
+    root, *_ = graded
+    nb = nbformat.read(root / "autograded" / "partial" / A / f"{A}.ipynb", as_version=4)
+    meta = nb.metadata["gradekit"]
+    assert meta["problems"]["conv2d"]["status"] == "failed"
+    assert isinstance(meta["seed"], int)
