@@ -9,9 +9,9 @@
    exchange: ``alice`` submits the reference solutions, ``bob`` the blank release,
    ``carol`` and ``dave`` partly wrong answers (plausible mistakes from
    ``tests/wrong/``), and ``eve`` a notebook file that is not valid JSON;
-3. the instructor collects, autogrades (``autograder.classgrade``: stock
-   ``nbgrader autograde`` per student, with the trusted judge), generates feedback
-   and exports the grades to CSV;
+3. the instructor collects, autogrades (``autograder.parallel``: stock
+   ``nbgrader autograde`` with the trusted judge, notebooks executed in parallel on
+   a local Dask cluster), generates feedback and exports the grades to CSV;
 4. prints one row per problem and one column per student, and where the
    feedback and the CSV are.
 """
@@ -27,8 +27,9 @@ import nbformat
 from tqdm.auto import tqdm
 
 from .checks import ASSIGNMENTS
-from .classgrade import grade_class, nbgrader
+from .classgrade import nbgrader
 from .notebooks import COURSE, REPO, fill, reference_definitions, source_notebook
+from .parallel import grade_parallel
 from .report import class_table
 
 COURSE_ID = "cnn-architectures"
@@ -105,7 +106,7 @@ def run(out: Path) -> int:
     timings = {}
     for assignment in assignments:
         nbgrader(["collect", assignment, *ex], course)
-        result = grade_class(course, assignment)
+        result = grade_parallel(course, assignment)
         timings[assignment] = result.seconds
         for student, reason in result.failed.items():
             log(f"  {assignment}/{student}: grading failed: {reason}")

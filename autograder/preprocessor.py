@@ -4,40 +4,64 @@
 ``Execute`` in ``Autograde.autograde_preprocessors``. For each notebook it
 
 1. draws a fresh seed and has the :class:`~autograder.judge.Judge` write hidden
-   inputs into a private scratch copy of the submission folder;
-2. runs the notebook there, in the student's kernel, exactly as ``Execute`` does
-   (the hidden test cells, restored from the gradebook by ``OverwriteCells``,
-   only record what the student's code returns);
-3. judges the recordings in this process and *replaces the outputs* of every test
-   cell that calls ``gradekit.capture``: a report on stdout and the cell's score as
-   its only ``execute_result``, which nbgrader's ``SaveAutoGrades`` reads as partial
+   inputs into a private scratch copy of the submission folder (regular files only:
+   links are never followed);
+2. runs the notebook there, in the student's kernel, exactly as ``Execute`` does,
+   but with the kernel in a sandbox (:mod:`autograder.sandbox`: no network, no view
+   of the course, limits on memory, processes, files and time, nothing left running
+   afterwards). Before each test cell the grader clears that cell's result folders;
+   as soon as it finishes, it copies what was recorded (plain files only, size
+   capped) to a folder outside the sandbox, so no later cell and no process the
+   student started can change it. Outputs the kernel sends are capped per cell;
+3. judges the copied recordings in this process and *replaces the outputs* of every
+   test cell that calls ``gradekit.capture``: a report on stdout and the cell's score
+   as its only ``execute_result``, which nbgrader's ``SaveAutoGrades`` reads as partial
    credit. Whatever the student's code printed, raised or wrote to stderr in that
    cell no longer counts.
 
+Every problem ends in one status of :data:`autograder.problem.STATUSES`. When the
+kernel was stopped, problems that did not finish get the reason: "out of memory"
+(the sandbox's memory limit), "timeout" (the cell's or the notebook's time limit)
+or "kernel died" (a crash, ``os._exit``...). A notebook whose student code reaches
+for the grader's machinery (:func:`autograder.sanitize.integrity_findings`) scores 0
+on every problem, with the findings listed. A submission that could not be read
+(:func:`autograder.sanitize.prepare_submission`) is not run: every problem is
+"missing", with the reason.
+
 The verdicts also go to ``nb.metadata["gradekit"]`` (status, score and messages per
-problem), which the class report and the demo read.
+problem, the sandbox's record, what the sanitizer changed), which the class report
+and the demo read.
 """
 from __future__ import annotations
 
+import errno
+import json
+import os
 import re
 import secrets
 import shutil
+import stat
 import tempfile
+import time
 from pathlib import Path
 
+from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
 from nbgrader.preprocessors.execute import UnresponsiveKernelError
 from nbgrader.utils import is_grade, is_solution
-from nbformat.v4 import new_output
-from traitlets import Integer
+from traitlets import Bool, Enum, Integer, List, Unicode
 
 from gradekit.capture import WORKDIR_NAME
 
 from .checks import problems_for
 from .judge import Judge
 from .problem import Verdict
+from .sandbox import GiB, MiB, Limits, Sandbox, SandboxedKernelManager, SandboxError
+from .sanitize import SANITIZE_KEY, UNREADABLE_KEY, integrity_findings
 
 CAPTURE_RE = re.compile(r"gradekit\s*\.\s*capture\(\s*[\"']([A-Za-z0-9_]+)[\"']")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+_STOPPED = {"out of memory": "out of memory", "timeout": "timeout"}
 
 
 def captured_names(source: str) -> list[str]:
@@ -91,43 +115,406 @@ def annotate(nb, verdicts: dict[str, Verdict], seed: int) -> dict:
     return {"seed": seed, "problems": {n: v.to_json() for n, v in verdicts.items()}, "cells": cells_report}
 
 
+# ------------------------------------------------------------------ file helpers
+def safe_copytree(src: Path, dest: Path, ignore=(".ipynb", ".unreadable", ".orig"), skip_dirs=(WORKDIR_NAME,),
+                  max_bytes: int = 2 * GiB) -> list[str]:
+    """Copy regular files and folders only (no links, devices, fifos); returns what was skipped."""
+    skipped: list[str] = []
+    budget = [max_bytes]
+    dest.mkdir(parents=True, exist_ok=True)
+
+    def walk(folder: Path, out: Path):
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            try:
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except OSError:
+                continue
+            if stat.S_ISDIR(mode):
+                if entry.name in skip_dirs:
+                    continue
+                (out / entry.name).mkdir(exist_ok=True)
+                walk(Path(entry.path), out / entry.name)
+            elif stat.S_ISREG(mode):
+                if entry.name.endswith(ignore):
+                    continue
+                size = entry.stat(follow_symlinks=False).st_size
+                if size > budget[0]:
+                    skipped.append(entry.path)
+                    continue
+                budget[0] -= size
+                shutil.copyfile(entry.path, out / entry.name, follow_symlinks=False)
+            else:
+                skipped.append(entry.path)
+
+    walk(Path(src), Path(dest))
+    return skipped
+
+
+def _open_dir(parent_fd: int, name: str, create: bool) -> int | None:
+    """Open ``name`` under ``parent_fd`` as a directory, never through a link.
+
+    With ``create``, anything else in its place (a link, a file) is removed and a
+    directory made.
+    """
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(name, flags, dir_fd=parent_fd)
+    except OSError as exc:
+        if not create:
+            return None
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            raise
+    try:
+        os.unlink(name, dir_fd=parent_fd)
+    except OSError:
+        pass
+    os.mkdir(name, 0o755, dir_fd=parent_fd)
+    return os.open(name, flags, dir_fd=parent_fd)
+
+
+class Recordings:
+    """What the kernel recorded, moved out of its reach test cell by test cell."""
+
+    def __init__(self, workdir: Path, private: Path, max_bytes: int, owner: int | None = None):
+        self.workdir = workdir
+        self.private = private
+        self.max_bytes = max_bytes
+        self.owner = owner
+        self.oversize: set[str] = set()
+
+    def _out_fd(self, create: bool) -> int | None:
+        root = os.open(self.workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            base = _open_dir(root, WORKDIR_NAME, create)
+            if base is None:
+                return None
+            try:
+                return _open_dir(base, "out", create)
+            finally:
+                os.close(base)
+        finally:
+            os.close(root)
+
+    def clear(self, name: str) -> None:
+        """Before the test cell runs: no stale or planted results for ``name``."""
+        out = self._out_fd(create=True)
+        try:
+            try:
+                info = os.stat(name, dir_fd=out, follow_symlinks=False)
+            except FileNotFoundError:
+                info = None
+            if info is not None:
+                if stat.S_ISDIR(info.st_mode):
+                    shutil.rmtree(name, dir_fd=out)
+                else:
+                    os.unlink(name, dir_fd=out)
+            os.mkdir(name, 0o755, dir_fd=out)
+            if self.owner is not None:
+                os.chown(name, self.owner, self.owner, dir_fd=out, follow_symlinks=False)
+        finally:
+            os.close(out)
+        dest = self.private / "out" / name
+        if dest.exists():
+            shutil.rmtree(dest)
+
+    def take(self, name: str) -> None:
+        """After the test cell: copy plain files of ``name``'s results to the private folder."""
+        dest = self.private / "out" / name
+        if dest.exists():
+            shutil.rmtree(dest)
+        out = self._out_fd(create=False)
+        if out is None:
+            return
+        try:
+            folder = _open_dir(out, name, create=False)
+        finally:
+            os.close(out)
+        if folder is None:
+            return
+        dest.mkdir(parents=True)
+        budget = self.max_bytes
+        try:
+            for entry in sorted(os.listdir(folder)):
+                if not _SAFE_NAME.match(entry):
+                    continue
+                try:
+                    fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder)
+                except OSError:
+                    continue
+                try:
+                    info = os.fstat(fd)
+                    if not stat.S_ISREG(info.st_mode):
+                        continue
+                    if info.st_size > budget:
+                        self.oversize.add(name)
+                        break
+                    budget -= info.st_size
+                    with open(dest / entry, "wb") as f, os.fdopen(os.dup(fd), "rb") as src:
+                        shutil.copyfileobj(src, f, length=1 << 20)
+                finally:
+                    os.close(fd)
+        finally:
+            os.close(folder)
+        if name in self.oversize:
+            shutil.rmtree(dest, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ the executor
 class JudgedExecute(Execute):
-    """Execute the notebook in the student's kernel; score test cells with the judge."""
+    """Execute the notebook in a sandboxed student kernel; score test cells with the judge."""
 
     seed = Integer(
         None, allow_none=True,
         help="Seed for the hidden cases. Default: a fresh random seed for every notebook, "
              "recorded in the autograded notebook's metadata.",
     ).tag(config=True)
+    sandbox = Enum(
+        ["bwrap", "none"], "bwrap",
+        help="How to isolate the student's kernel. 'bwrap': bubblewrap sandbox (grading "
+             "refuses to run where it is not available). 'none': no isolation (student code "
+             "can read the course, the gradebook and other submissions): only for trusted code.",
+    ).tag(config=True)
+    memory_limit = Integer(4 * GiB, help="Bytes of memory for all processes of one notebook.").tag(config=True)
+    address_space_limit = Integer(
+        None, allow_none=True,
+        help="RLIMIT_AS per process (bytes). Default: memory_limit + 8 GiB; 0: none. Off with a GPU.",
+    ).tag(config=True)
+    max_processes = Integer(256, help="Processes and threads the kernel may have (RLIMIT_NPROC).").tag(config=True)
+    max_file_size = Integer(1 * GiB, help="Largest file the kernel may write (RLIMIT_FSIZE).").tag(config=True)
+    tmp_size = Integer(512 * MiB, help="Size of the sandbox's /tmp and /dev/shm.").tag(config=True)
+    notebook_timeout = Integer(3600, help="Seconds for a whole notebook (0: no limit).").tag(config=True)
+    max_output_bytes = Integer(1 * MiB, help="Output kept per cell (the rest is dropped).").tag(config=True)
+    max_record_bytes = Integer(256 * MiB, help="Recorded results kept per problem.").tag(config=True)
+    gpu = Enum(["auto", "none"], "auto", help="Give the kernel a free GPU when there is one.").tag(config=True)
+    gpu_wait = Integer(24 * 3600, help="Seconds to wait for a free GPU.").tag(config=True)
+    lock_dir = Unicode("/tmp/gradekit-locks", help="Folder of the GPU and uid-slot lock files.").tag(config=True)
+    sandbox_uid = Integer(2_000_000, help="First uid of the sandboxes' range (grader running as root).").tag(config=True)
+    threads = Integer(0, help="OMP/MKL threads in the kernel (0: library default).").tag(config=True)
+    extra_ro_paths = List(Unicode(), help="More host paths the kernel may read (data sets).").tag(config=True)
+    kernel_packages = List(Unicode(), ["gradekit", "coursedata"],
+                           help="Packages the kernel imports that live outside the Python prefix.").tag(config=True)
+    hidden_packages = List(Unicode(), ["autograder", "solutions"],
+                           help="Packages the kernel must not see, even if installed in its prefix.").tag(config=True)
+    integrity = Enum(["zero", "off"], "zero",
+                     help="'zero': a notebook whose code reaches for the grader scores 0 (findings "
+                          "listed); 'off': no static scan.").tag(config=True)
+    raise_on_iopub_timeout = Bool(False, help="Keep going when a cell's output is lost.").tag(config=True)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
+        super().__init__(*args, **kwargs)
+        self._run: dict | None = None
+
+    # ---------------------------------------------------------------- kernel
+    def create_kernel_manager(self):
+        km = super().create_kernel_manager()
+        run = self._run
+        if run is not None and isinstance(km, SandboxedKernelManager):
+            km.sandbox = run["sandbox"]
+            if run["sandbox"].isolated:
+                km.transport = "ipc"
+                km.connection_file = str(run["sandbox"].rundir / "kernel.json")
+                km.ip = str(run["sandbox"].rundir / "kernel-ipc")
+        return km
+
+    def output(self, outs, msg, display_id, cell_index):
+        run = self._run
+        if run is not None:
+            content = msg.get("content", {})
+            size = len(str(content.get("text", ""))) + sum(len(str(v)) for v in (content.get("data") or {}).values())
+            used = run["output_bytes"].get(cell_index, 0) + size
+            run["output_bytes"][cell_index] = used
+            if used > self.max_output_bytes:
+                if cell_index not in run["truncated"]:
+                    run["truncated"].add(cell_index)
+                    outs.append(new_output("stream", name="stdout",
+                                           text=f"\n[output truncated by the grader after {self.max_output_bytes} bytes]\n"))
+                return None
+        return super().output(outs, msg, display_id, cell_index)
+
+    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+        run = self._run
+        names = captured_names(cell.source) if run is not None and is_test_cell(cell) else []
+        for name in names:
+            run["recordings"].clear(name)
+        started = time.monotonic()
+        try:
+            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        finally:
+            if names:
+                for name in names:
+                    run["recordings"].take(name)
+                run["ran"].update(names)
+                timed_out = any(o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", []))
+                if timed_out or (self.timeout and time.monotonic() - started >= self.timeout):
+                    run["cell_timeouts"].update(names)
+
+    # ---------------------------------------------------------------- grading
+    def _limits(self) -> Limits:
+        return Limits(memory=self.memory_limit, address_space=self.address_space_limit,
+                      processes=self.max_processes, file_size=self.max_file_size,
+                      tmp_size=self.tmp_size, wall_time=self.notebook_timeout or None)
+
+    def _provided_sources(self, resources) -> set[str]:
+        """Code cells of the instructor's source notebook that are not graded (trusted)."""
+        meta = resources.get("nbgrader", {})
+        try:
+            import nbformat
+            from nbgrader.coursedir import CourseDirectory
+
+            coursedir = CourseDirectory(parent=self)
+            path = Path(coursedir.format_path(coursedir.source_directory, ".", meta["assignment"])) \
+                / f"{meta['notebook']}.ipynb"
+            source = nbformat.read(path, as_version=4)
+        except Exception:  # noqa: BLE001  (no source notebook: scan everything)
+            return set()
+        return {c.source.strip() for c in source.cells
+                if c.cell_type == "code" and not is_solution(c) and not is_test_cell(c)}
+
+    def _findings(self, nb, resources) -> list[str]:
+        if self.integrity == "off":
+            return []
+        provided = self._provided_sources(resources)
+        cells, context = [], []
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code" or is_test_cell(cell):
+                continue
+            if cell.source.strip() in provided:
+                context.append(cell.source)
+            else:
+                cells.append((f"cell {i + 1}", cell.source))
+        return integrity_findings(cells, context)
 
     def preprocess(self, nb, resources):
         assignment = resources.get("nbgrader", {}).get("assignment", "")
-        problems = problems_for(assignment)
-        if not problems:
-            return super().preprocess(nb, resources)
+        all_problems = problems_for(assignment)
+        names: list[str] = []
+        for cell in nb.cells:
+            if is_test_cell(cell):
+                names += [n for n in captured_names(cell.source) if n not in names]
+        problems = {n: all_problems[n] for n in names if n in all_problems}
         seed = self.seed if self.seed is not None else secrets.randbits(31)
+        notes = list((nb.metadata.get(SANITIZE_KEY) or {}).get("notes", []))
+
+        unreadable = nb.metadata.get(UNREADABLE_KEY)
+        if unreadable:
+            verdicts = {n: Verdict(n, "missing", 0.0, [
+                f"{n}: not graded: the submitted file could not be read as a notebook ({unreadable}). "
+                "Replace it with a working copy of the notebook."]) for n in problems}
+            self._finish(nb, verdicts, seed, notes, {"mode": "not run", "reason": "unreadable submission"}, [])
+            return nb, resources
+
+        if self.sandbox == "none":
+            self.log.warning("!" * 78)
+            self.log.warning("GRADING WITHOUT A SANDBOX (JudgedExecute.sandbox = 'none'): the student's code "
+                             "runs with your permissions and can read solutions, hidden tests and the gradebook.")
+            self.log.warning("!" * 78)
+
         source_dir = Path(resources.get("metadata", {}).get("path") or ".")
         scratch = Path(tempfile.mkdtemp(prefix="gradekit-"))
-        work = scratch / "work"
-        shutil.copytree(source_dir, work, ignore=shutil.ignore_patterns("*.ipynb", WORKDIR_NAME))
+        scratch.chmod(0o711)
+        work, private, rundir = scratch / "work", scratch / "private", scratch / "run"
+        private.mkdir(mode=0o700)
+        skipped = safe_copytree(source_dir, work)
+        if skipped:
+            self.log.warning("not copied into the sandbox (links, special or too large files): %s", skipped)
+        sandbox = Sandbox(work, rundir, mode=self.sandbox, limits=self._limits(),
+                          ro_paths=list(self.extra_ro_paths), kernel_packages=tuple(self.kernel_packages),
+                          hidden_packages=tuple(self.hidden_packages), gpu=self.gpu, gpu_wait=self.gpu_wait,
+                          lock_dir=Path(self.lock_dir), uid_base=self.sandbox_uid, threads=self.threads)
         resources.setdefault("metadata", {})["path"] = str(work)
         judge = Judge(problems, seed, work / WORKDIR_NAME)
-        judge.prepare()
-        kernel_died = False
+        findings = self._findings(nb, resources) if problems else []
+        error = None
+        survivors: list[int] = []
         try:
+            judge.prepare()
+            sandbox.prepare()
+            recordings = Recordings(work, private, self.max_record_bytes, owner=sandbox.uid)
+            self._run = {"sandbox": sandbox, "recordings": recordings, "ran": set(), "cell_timeouts": set(),
+                         "output_bytes": {}, "truncated": set()}
             try:
                 nb, resources = super().preprocess(nb, resources)
-            except UnresponsiveKernelError:
+            except (SandboxError, UnresponsiveKernelError):
                 raise
-            except Exception as exc:  # noqa: BLE001  (DeadKernelError and friends)
-                kernel_died = True
+            except Exception as exc:  # noqa: BLE001  (DeadKernelError, CellTimeoutError and friends)
+                error = exc
+                if sandbox.process is None:  # the kernel never started: not the student's doing
+                    raise SandboxError(f"the kernel did not start: {exc}\n"
+                                       f"{sandbox.stderr_tail.decode(errors='replace')[-2000:]}") from exc
                 self.log.warning("Kernel stopped while grading %s: %s", resources.get("unique_key"), exc)
-            verdicts = judge.collect(student_sources(nb), kernel_died=kernel_died)
-            report = annotate(nb, verdicts, seed)
-            nb.metadata["gradekit"] = report
-            for name, verdict in verdicts.items():
-                self.log.info("%s: %s (%.0f%%)", name, verdict.status, 100 * verdict.fraction)
+            finally:
+                survivors = sandbox.close()
+            run = self._run
+            judge.workdir = private
+            verdicts = judge.collect(student_sources(nb), kernel_died=error is not None or sandbox.reason is not None)
+            verdicts = self._statuses(verdicts, run, sandbox, error)
+            if findings:
+                verdicts = self._integrity(verdicts, findings)
+            record = {"mode": self.sandbox, "peak_memory_bytes": sandbox.peak_memory, "stopped": sandbox.reason,
+                      "seconds": round(time.monotonic() - sandbox.started, 2) if sandbox.started else None,
+                      "uid": sandbox.uid, "gpu": sandbox.gpu_device, "survivors": survivors,
+                      "kernel_error": f"{type(error).__name__}: {error}"[:300] if error else None,
+                      "truncated_cells": sorted(run["truncated"])}
+            self._finish(nb, verdicts, seed, notes, record, findings)
         finally:
+            self._run = None
             resources["metadata"]["path"] = str(source_dir)
             shutil.rmtree(scratch, ignore_errors=True)
         return nb, resources
+
+    def _statuses(self, verdicts: dict[str, Verdict], run: dict, sandbox: Sandbox, error) -> dict[str, Verdict]:
+        """Give problems the kernel did not finish the reason it stopped."""
+        stopped = sandbox.reason
+        for name, verdict in verdicts.items():
+            if name in run["recordings"].oversize:
+                verdicts[name] = Verdict(name, "error", 0.0, [
+                    f"{name}: not graded: the results it produced are larger than the grader "
+                    f"accepts ({self.max_record_bytes // MiB} MiB)."])
+                continue
+            if verdict.status == "passed":
+                continue
+            unfinished = verdict.status in ("kernel died", "missing") or (
+                verdict.status in ("failed", "error") and name in run["cell_timeouts"])
+            if stopped in _STOPPED and verdict.status in ("kernel died", "missing", "failed", "error") \
+                    and (unfinished or name not in run["ran"] or verdict.status == "kernel died"):
+                why = (f"the notebook used more than {self.memory_limit / GiB:.1f} GiB of memory and was stopped"
+                       if stopped == "out of memory" else
+                       f"the notebook ran past its time limit ({self.notebook_timeout} s) and was stopped")
+                verdict.status = _STOPPED[stopped]
+                verdict.lines = verdict.lines + [f"  ({why})"]
+            elif name in run["cell_timeouts"] and verdict.status != "passed":
+                verdict.status = "timeout"
+                verdict.lines = verdict.lines + [
+                    f"  (its test cell ran past the time limit of {self.timeout} s and was interrupted)"]
+            elif verdict.status == "missing" and error is not None and name not in run["ran"]:
+                verdict.status = "kernel died"
+        return verdicts
+
+    @staticmethod
+    def _integrity(verdicts: dict[str, Verdict], findings: list[str]) -> dict[str, Verdict]:
+        shown = findings[:8] + ([f"... and {len(findings) - 8} more"] if len(findings) > 8 else [])
+        out = {}
+        for name, verdict in verdicts.items():
+            out[name] = Verdict(name, "failed", 0.0, [
+                f"{name}: not graded: the notebook contains code that interferes with the grader:",
+                *[f"  {f}" for f in shown],
+                "  Remove it and submit again; ask your instructor if you think this is a mistake."],
+                verdict.groups)
+        return out
+
+    def _finish(self, nb, verdicts, seed, notes, record, findings) -> None:
+        if notes:
+            for verdict in verdicts.values():
+                verdict.lines = verdict.lines + [f"  note: {n}" for n in notes]
+        report = annotate(nb, verdicts, seed)
+        report["sandbox"] = record
+        report["sanitize"] = notes
+        report["integrity"] = findings
+        nb.metadata["gradekit"] = json.loads(json.dumps(report, default=str))
+        for name, verdict in verdicts.items():
+            self.log.info("%s: %s (%.0f%%)", name, verdict.status, 100 * verdict.fraction)

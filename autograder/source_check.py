@@ -3,9 +3,11 @@
 The check runs on the source text of the cell that defines the graded name (the
 judge reads it from the notebook; nothing is executed). It flags attribute access
 (``F.conv2d``, ``torch.nn.Conv2d``), imports (``from torch.nn.functional import
-conv2d``), ``import *`` from torch, and the banned names inside string constants
-(``getattr(F, "conv2d")``, ``importlib.import_module(...)`` tricks). The kernel's
-operator trace backs it up for calls that hide better than that.
+conv2d``), ``import *`` from torch, and string constants that name a banned
+built-in (``getattr(F, "conv2d")``, ``"torch.nn.functional.conv2d"`` for importlib
+tricks); docstrings and prose in strings ("same result as F.conv2d") do not count.
+The kernel's operator trace backs it up for calls that hide better than that
+(``getattr(F, "con" + "v2d")``).
 """
 from __future__ import annotations
 
@@ -43,6 +45,10 @@ def banned_uses(source: str, banned: Iterable[str]) -> list[str]:
     except SyntaxError:
         return []
     found: set[str] = set()
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant)}
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in banned:
             found.add(node.attr)
@@ -52,8 +58,8 @@ def banned_uses(source: str, banned: Iterable[str]) -> list[str]:
                     found.add(alias.name)
                 elif alias.name == "*" and (node.module or "").startswith("torch"):
                     found.add(f"from {node.module} import *")
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            for name in banned:
-                if name in node.value and len(node.value) < 200:
-                    found.add(name)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            last = node.value.strip().rsplit(".", 1)[-1]
+            if last in banned and " " not in node.value.strip():
+                found.add(last)
     return sorted(found)

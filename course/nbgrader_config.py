@@ -4,6 +4,8 @@ Run nbgrader from this folder (``cd course``) or pass ``--CourseDirectory.root``
 The only departure from stock nbgrader is the executor: ``JudgedExecute`` runs the
 notebook like ``Execute`` and then scores every test cell that calls
 ``gradekit.capture`` from the trusted judge's verdict (see autograder/preprocessor.py).
+``CachingExecute`` is ``JudgedExecute`` plus the result cache that parallel grading
+uses (autograder/parallel.py); it is off unless asked for.
 """
 import os
 
@@ -12,17 +14,13 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
                                     GetGrades, IgnorePattern, LimitOutput, SaveAutoGrades)
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 
-from autograder.preprocessor import JudgedExecute
+from autograder.parallel import CachingExecute
 
 c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)
 
 here = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.root = here
 c.CourseDirectory.course_id = "cnn-architectures"
-c.CourseDirectory.db_assignments = [
-    {"name": "w1_conv_arithmetic"},
-    {"name": "w2_normalization"},
-]
 # Generated and class data never go into a release.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".gradekit"]
 
@@ -31,7 +29,7 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 
 # Autograde: the judged executor in place of Execute; the rest is stock.
 c.Autograde.autograde_preprocessors = [
-    JudgedExecute,
+    CachingExecute,
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,

@@ -1,8 +1,9 @@
 """End to end through stock nbgrader: release, submissions, autograde, feedback.
 
-One class is graded once (module fixture) and each test reads what it needs:
-a full solution, the blank release, a partly wrong submission, one whose
-``conv2d`` test cell was deleted and one whose file is not JSON.
+One class is graded once, in parallel on a local Dask cluster (module fixture),
+and each test reads what it needs: a full solution, the blank release, a partly
+wrong submission, one whose ``conv2d`` test cell was deleted and one whose file is
+not JSON.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from autograder.classgrade import grade_class, nbgrader
+from autograder.parallel import grade_parallel
 from autograder.notebooks import reference_definitions
 from autograder.report import class_table, results
 
@@ -59,7 +61,7 @@ def graded(tmp_path_factory, have_w1):
     nocell.cells = [c for c in nocell.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_conv2d"]
     submit(root, "nocell", A, nocell)
     submit(root, "broken", A, raw=b'{"cells": [{"cell_type": "code", "source": "def conv2d(')
-    result = grade_class(root, A, progress=False)
+    result = grade_parallel(root, A, workers=2, progress=False)
     students, table = results(root, [A])
     return root, result, students, table
 
@@ -137,3 +139,15 @@ def test_autograded_notebook_scores_are_the_judges(graded):
     meta = nb.metadata["gradekit"]
     assert meta["problems"]["conv2d"]["status"] == "failed"
     assert isinstance(meta["seed"], int)
+
+
+def test_serial_grading_of_one_student_gives_the_same_grades(graded, tmp_path):
+    root, _, _, table = graded
+    alone = make_course(tmp_path / "alone", [A])
+    src = root / "submitted" / "partial" / A / f"{A}.ipynb"
+    submit(alone, "partial", A, nbformat.read(src, as_version=4))
+    result = grade_class(alone, A, progress=False)
+    assert result.graded == ["partial"]
+    _, table_alone = results(alone, [A])
+    assert {k: (v["partial"].score, v["partial"].status) for k, v in table_alone.items()} == \
+        {k: (v["partial"].score, v["partial"].status) for k, v in table.items()}

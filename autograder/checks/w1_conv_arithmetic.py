@@ -339,6 +339,9 @@ def _backward_case(problem: Problem, group: str, label: str, args: list, kwargs:
     wrt = sorted(names)
 
     def check(outcome: Outcome):
+        msg = check_tensor(outcome.value, out.detach().numpy(), "the output")
+        if msg:
+            return f"{label}: {msg}"
         if outcome.get("grad_error"):
             err = outcome.grad_error
             return f"{label}: backward raised {err.get('type')}: {err.get('message', '')[:150]}"
@@ -523,7 +526,7 @@ class ComposeConvs(Problem):
         cases = []
 
         def add(group, c0, c1, c2, k1, k2, dtype=np.float64):
-            w1, w2 = _tensor(rng, (c0 and c1, c0, k1, k1), dtype), _tensor(rng, (c2, c1, k2, k2), dtype)
+            w1, w2 = _tensor(rng, (c1, c0, k1, k1), dtype), _tensor(rng, (c2, c1, k2, k2), dtype)
             label = f"compose_convs on w1 {w1.shape}, w2 {w2.shape}" + (" (float32)" if dtype == np.float32 else "")
             cases.append(_forward_case(self, group, label, [w1, w2], {}, ref.compose_convs))
 
@@ -547,6 +550,15 @@ def _spec(path: str, *args, **kwargs) -> ModuleSpec:
 
 def _nn(name: str, *args, **kwargs) -> ModuleSpec:
     return _spec(f"torch.nn.{name}", *args, **kwargs)
+
+
+def spec_text(value) -> str:
+    """A constructor-like description of a ``ModuleSpec`` for messages (inputs only)."""
+    if isinstance(value, ModuleSpec):
+        name = value.path.removeprefix("torch.nn.") if value.path.startswith("torch.nn.") else value.path
+        parts = [spec_text(v) for v in value.args] + [f"{k}={spec_text(v)}" for k, v in value.kwargs.items()]
+        return f"{name}({', '.join(parts)})"
+    return repr(value)
 
 
 def _build(value):
@@ -648,11 +660,12 @@ class ProfileModel(Problem):
         cases = []
 
         def hw(low=9, high=20):
-            h = int(rng.integers(low, high))
-            return h, h + int(rng.integers(1, 6)) * (1 if rng.integers(0, 2) else -1)
+            h = int(rng.integers(low, high))  # non-square, W above or below H
+            d = int(rng.integers(1, 6)) * (1 if rng.integers(0, 2) else -1)
+            return h, h + d if h + d >= low else h - d
 
-        def add(group, spec, input_size, what):
-            label = f"profile_model on {what} at input_size={input_size}"
+        def add(group, spec, input_size):
+            label = f"profile_model on {spec_text(spec)} at input_size={input_size}"
 
             def check(outcome: Outcome):
                 rows, types = reference_profile(spec, input_size)
@@ -666,7 +679,7 @@ class ProfileModel(Problem):
             spec = _nn("Sequential", _nn("Conv2d", c0, c1, int(rng.choice([3, 5])), stride=int(rng.integers(1, 3)),
                                          padding=int(rng.integers(0, 3))),
                        _nn("ReLU"), _nn("Conv2d", c1, c2, k2, bias=bool(rng.integers(0, 2))))
-            add("conv", spec, (c0, *hw()), "Sequential(Conv2d, ReLU, Conv2d)")
+            add("conv", spec, (c0, *hw()))
 
         g = int(rng.choice([2, 4]))
         a, b = int(rng.integers(1, 4)), int(rng.integers(1, 4))
@@ -674,27 +687,27 @@ class ProfileModel(Problem):
         spec = _nn("Sequential", _nn("Conv2d", c0, g * a, 3, padding=1),
                    _nn("Conv2d", g * a, g * b, 3, groups=g, bias=False),
                    _nn("Conv2d", g * b, g * b, 3, groups=g * b, padding=1))
-        add("groups", spec, (c0, *hw()), "Sequential(Conv2d, grouped Conv2d, depthwise Conv2d)")
+        add("groups", spec, (c0, *hw()))
 
         c, (h, w) = int(rng.integers(1, 4)), hw(4, 9)
         hidden, classes = int(rng.integers(8, 33)), int(rng.integers(2, 11))
         spec = _nn("Sequential", _nn("Flatten"), _nn("Linear", c * h * w, hidden), _nn("ReLU"), _nn("Dropout", 0.5),
                    _nn("Linear", hidden, classes, bias=bool(rng.integers(0, 2))))
-        add("linear", spec, (c, h, w), "Sequential(Flatten, Linear, ReLU, Dropout, Linear)")
+        add("linear", spec, (c, h, w))
 
         c = int(rng.integers(1, 9))
         spec = _nn("Sequential", _nn("BatchNorm2d", c), _nn("MaxPool2d", 2), _nn("ReLU"),
                    _nn("AvgPool2d", 3, stride=2, padding=1), _nn("AdaptiveMaxPool2d", (2, 1)))
-        add("pooling", spec, (c, *hw(12, 24)), "Sequential(BatchNorm2d, MaxPool2d, ReLU, AvgPool2d, AdaptiveMaxPool2d)")
+        add("pooling", spec, (c, *hw(12, 24)))
 
         c0, c1, c2, classes = int(rng.integers(1, 4)), int(rng.integers(2, 9)), int(rng.integers(2, 9)), int(rng.integers(2, 11))
         spec = _nn("Sequential",
                    _nn("Sequential", _nn("Conv2d", c0, c1, 3, padding=1, bias=False), _nn("BatchNorm2d", c1), _nn("ReLU")),
                    _nn("Sequential", _nn("Conv2d", c1, c2, 3, stride=2), _nn("ReLU"), _nn("MaxPool2d", 2)),
                    _nn("AdaptiveAvgPool2d", 1), _nn("Flatten"), _nn("Linear", c2, classes))
-        add("nested", spec, (c0, *hw(10, 20)), "a nested Sequential (two conv blocks, pooling, Flatten, Linear)")
+        add("nested", spec, (c0, *hw(10, 20)))
 
-        add("vgg16", _spec("torchvision.models.vgg16", weights=None), (3, 224, 224), "torchvision's vgg16()")
+        add("vgg16", _spec("torchvision.models.vgg16", weights=None), (3, 224, 224))
         return cases
 
 

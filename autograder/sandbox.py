@@ -1,0 +1,674 @@
+"""The student's kernel in a bubblewrap sandbox, with limits and a watchdog.
+
+:class:`~autograder.preprocessor.JudgedExecute` starts every notebook's kernel through
+:class:`SandboxedKernelManager`, which prefixes the kernel command with ``prlimit`` and
+``bwrap``. Inside the sandbox the kernel sees
+
+- no network (``--unshare-net``: not even the host's loopback), its own pid, IPC and
+  UTS namespaces, a fresh ``/proc`` and a minimal ``/dev``;
+- read-only: ``/usr`` (and the ``/bin``, ``/lib*`` links), a few files of ``/etc``, the
+  Python installation the grader runs from, and the packages the notebook imports
+  from elsewhere (``gradekit``, ``coursedata``); the hidden checks (``autograder``)
+  and the references (``solutions``) are hidden even where they are installed in the
+  same environment;
+- writable: the scratch copy of the submission folder (its working directory, where
+  the judge put ``.gradekit/cases``), the folder of the kernel's unix sockets, and
+  small ``tmpfs`` mounts for ``/tmp`` (``$HOME`` lives there) and ``/dev/shm``.
+  Nothing else: not the course folder, the gradebook, the exchange, other students'
+  submissions or the grader's temporary files;
+- a minimal environment (nothing tells grading from practice: no ``NBGRADER_*``);
+- limits: ``RLIMIT_NPROC`` (processes and threads), ``RLIMIT_AS`` (per process
+  address space; off when a GPU is bound, CUDA reserves far more than it uses),
+  ``RLIMIT_FSIZE``, ``RLIMIT_NOFILE``, no core dumps; and, from a watchdog thread in
+  the grader, the total memory (proportional set size) of all processes in the
+  sandbox and the notebook's wall time: past either, the whole sandbox is killed and
+  the grader records why ("out of memory", "timeout").
+
+When the grader runs as root, ``bwrap`` runs without a user namespace and the kernel
+is started through ``setpriv`` as an unprivileged uid with no capabilities and
+``no_new_privs`` (``RLIMIT_NPROC`` is ignored for uid 0, including uid 0 mapped
+through a user namespace, so the uid matters). Each concurrently graded notebook
+gets its own uid from a range, so one student's fork bomb does not eat another's
+process budget. A grader that is not root uses an unprivileged user namespace
+(``--unshare-user``; the kernel keeps the grader's uid).
+
+Every process the kernel starts lives in the sandbox's pid namespace, so it ends
+with the kernel (``--die-with-parent``; :meth:`Sandbox.close` kills what is left and
+checks that nothing survived).
+
+GPUs: with ``gpu="auto"`` and ``/dev/nvidia<N>`` present, the notebook waits for a
+free GPU (a ``flock`` per device in ``lock_dir``, so one notebook per GPU at a time,
+across grading processes), and the sandbox gets that device node plus the control
+nodes (``nvidiactl``, ``nvidia-uvm``...) and a read-only ``/sys``.
+
+Debian/Ubuntu packages: ``bubblewrap`` (``bwrap``), and ``util-linux`` (``prlimit``,
+``setpriv``; essential, always installed).
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import importlib.util
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.channels import HBChannel  # noqa: F401  (kept importable for subclasses)
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import Any as AnyTrait
+from traitlets import DottedObjectName, Integer
+
+log = logging.getLogger(__name__)
+
+APT_PACKAGES = ("bubblewrap",)
+GiB = 2**30
+MiB = 2**20
+
+#: Environment variables the kernel gets (values filled in by :meth:`Sandbox.environment`).
+BASE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TMPDIR", "PYTHONNOUSERSITE",
+            "PYTHONDONTWRITEBYTECODE", "MPLCONFIGDIR", "SHELL", "TERM")
+#: Files of /etc the kernel may read (when present).
+ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf",
+             "os-release", "fonts", "alternatives", "mime.types")
+NVIDIA_CONTROL = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset")
+
+
+class SandboxError(RuntimeError):
+    """The sandbox cannot be used (missing tool, failed self-test, kernel start)."""
+
+
+# ------------------------------------------------------------------ availability
+_PROBES: dict[tuple, str | None] = {}
+
+
+def find_bwrap() -> str | None:
+    return shutil.which("bwrap")
+
+
+def probe(bwrap: str | None = None) -> str | None:
+    """``None`` when ``bwrap`` can build the sandbox here, else why not (cached)."""
+    bwrap = bwrap or find_bwrap()
+    if bwrap is None:
+        return ("bubblewrap is not installed (the bwrap command was not found); install it "
+                "with `apt-get install bubblewrap`")
+    key = (bwrap, os.geteuid())
+    if key in _PROBES:
+        return _PROBES[key]
+    for tool in ("prlimit",) + (("setpriv",) if os.geteuid() == 0 else ()):
+        if shutil.which(tool) is None:
+            _PROBES[key] = f"{tool} (util-linux) was not found"
+            return _PROBES[key]
+    cmd = [bwrap, "--die-with-parent", "--unshare-pid", "--unshare-net", "--unshare-ipc",
+           "--ro-bind", "/usr", "/usr", *_root_links(), "--proc", "/proc", "--dev", "/dev"]
+    if os.geteuid() == 0:
+        cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", shutil.which("setpriv"),
+                "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+                "--bounding-set=-all", "--no-new-privs", "--"]
+    else:
+        cmd[1:1] = ["--unshare-user"]
+    cmd += ["/bin/sh", "-c", "exit 0"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        reason = None if proc.returncode == 0 else \
+            f"bwrap failed its self-test ({proc.returncode}): {proc.stderr.strip()[:300]}"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        reason = f"bwrap failed its self-test: {exc}"
+    _PROBES[key] = reason
+    return reason
+
+
+def _root_links() -> list[str]:
+    """Bind or re-create /bin, /sbin, /lib* as on the host (merged /usr or not)."""
+    args = []
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = Path("/") / name
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    return args
+
+
+# ------------------------------------------------------------------ /proc helpers
+def _proc_table() -> dict[int, tuple[int, int]]:
+    """pid -> (ppid, start time in clock ticks) for every process on the host."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        # comm may contain spaces and parentheses: split after the last ")".
+        fields = data[data.rfind(b")") + 2:].split()
+        try:
+            table[int(entry)] = (int(fields[1]), int(fields[19]))
+        except (IndexError, ValueError):
+            continue
+    return table
+
+
+def descendants(root: int, table: dict | None = None) -> list[int]:
+    table = _proc_table() if table is None else table
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found, stack = [], [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def _memory(pid: int) -> int:
+    """Proportional set size of ``pid`` in bytes (resident size when PSS is unavailable)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _kill(pids) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+# ------------------------------------------------------------------ locks
+class _FileLock:
+    """An exclusive ``flock`` on ``path``; released on :meth:`release` or process exit."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return False
+            raise
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self.fd)
+                self.fd = None
+
+
+def _acquire_any(paths: list[Path], wait: float, what: str) -> tuple[int, _FileLock]:
+    """Lock the first free of ``paths`` (polling up to ``wait`` seconds)."""
+    deadline = time.monotonic() + wait
+    while True:
+        for i, path in enumerate(paths):
+            lock = _FileLock(path)
+            if lock.try_acquire():
+                return i, lock
+        if time.monotonic() >= deadline:
+            raise SandboxError(f"no free {what} after waiting {wait:.0f} s (locks in {paths[0].parent})")
+        time.sleep(0.5)
+
+
+def gpu_devices() -> list[str]:
+    """``/dev/nvidia<N>`` device nodes, in order."""
+    nodes = [p for p in Path("/dev").glob("nvidia*") if re.fullmatch(r"nvidia\d+", p.name)]
+    return [str(p) for p in sorted(nodes, key=lambda p: int(p.name[6:]))]
+
+
+def module_dir(name: str) -> Path | None:
+    """Where the grader would import top-level package or module ``name`` from."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0]).resolve()
+    if spec.origin and spec.origin not in ("built-in", "frozen"):
+        return Path(spec.origin).resolve()
+    return None
+
+
+def _inside(path: Path, roots) -> bool:
+    return any(path == r or r in path.parents for r in roots)
+
+
+# ------------------------------------------------------------------ the sandbox
+@dataclass
+class Limits:
+    memory: int = 4 * GiB            #: total PSS of the sandbox's processes (watchdog)
+    address_space: int | None = None  #: RLIMIT_AS per process; None: memory + 8 GiB; 0: off
+    processes: int = 256             #: RLIMIT_NPROC (threads count too)
+    file_size: int = 1 * GiB         #: RLIMIT_FSIZE
+    open_files: int = 1024           #: RLIMIT_NOFILE
+    tmp_size: int = 512 * MiB        #: size of the /tmp and /dev/shm tmpfs mounts
+    wall_time: float | None = 3600.0  #: seconds for the whole notebook (watchdog)
+
+
+@dataclass
+class Sandbox:
+    """One notebook's sandbox: build the command, watch the processes, clean up.
+
+    ``mode="none"`` runs the kernel without isolation (limits and watchdog still
+    apply, the environment is still minimal).
+    """
+
+    workdir: Path
+    rundir: Path
+    mode: str = "bwrap"
+    limits: Limits = field(default_factory=Limits)
+    ro_paths: list[str] = field(default_factory=list)
+    kernel_packages: tuple[str, ...] = ("gradekit", "coursedata")
+    hidden_packages: tuple[str, ...] = ("autograder", "solutions")
+    gpu: str = "auto"
+    gpu_wait: float = 3600.0
+    lock_dir: Path = Path("/tmp/gradekit-locks")
+    uid_base: int = 2_000_000
+    uid_slots: int = 64
+    threads: int = 0
+
+    # run-time state
+    reason: str | None = None        #: why the watchdog stopped the kernel
+    peak_memory: int = 0
+    started: float | None = None
+    process: subprocess.Popen | None = None
+    gpu_device: str | None = None
+    uid: int | None = None
+    stderr_tail: bytes = b""
+
+    def __post_init__(self):
+        self.workdir = Path(self.workdir)
+        self.rundir = Path(self.rundir)
+        self.lock_dir = Path(self.lock_dir)
+        self._locks: list[_FileLock] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.root = os.geteuid() == 0
+
+    # ---------------------------------------------------------------- set-up
+    @property
+    def isolated(self) -> bool:
+        return self.mode == "bwrap"
+
+    def prepare(self) -> None:
+        """Check the tools, take the uid slot and GPU locks, hand the folders over."""
+        if self.isolated:
+            reason = probe()
+            if reason:
+                raise SandboxError(reason)
+        self.rundir.mkdir(parents=True, exist_ok=True)
+        if self.isolated and self.root:
+            slot, lock = _acquire_any([self.lock_dir / f"uid-{i}.lock" for i in range(self.uid_slots)],
+                                      self.gpu_wait, "sandbox uid slot")
+            self._locks.append(lock)
+            self.uid = self.uid_base + slot
+            if self._kill_stale(self.uid):
+                log.warning("killed stale processes of sandbox uid %d", self.uid)
+            for path in (self.workdir, self.rundir):
+                _chown_tree(path, self.uid)
+            cases = self.workdir / ".gradekit" / "cases"
+            if cases.is_dir():  # the judge's inputs: readable, not writable
+                _chown_tree(cases, 0)
+        if self.gpu == "auto":
+            devices = gpu_devices()
+            if devices:
+                i, lock = _acquire_any([self.lock_dir / f"gpu-{Path(d).name}.lock" for d in devices],
+                                       self.gpu_wait, "GPU")
+                self._locks.append(lock)
+                self.gpu_device = devices[i]
+
+    def _kill_stale(self, uid: int, wait: float = 0.0) -> list[int]:
+        """Kill processes of ``uid`` (left by a crashed grader, or exiting now)."""
+        deadline = time.monotonic() + wait
+        while True:
+            stale = []
+            for pid in _proc_table():
+                try:
+                    if os.stat(f"/proc/{pid}").st_uid == uid:
+                        stale.append(pid)
+                except OSError:
+                    pass
+            _kill(stale)
+            if not stale or time.monotonic() >= deadline:
+                return stale
+            time.sleep(0.05)
+
+    def environment(self) -> dict[str, str]:
+        """The kernel's whole environment."""
+        python_bin = str(Path(sys.executable).parent)
+        home = "/tmp/home" if self.isolated else str(self.rundir / "home")
+        if not self.isolated:
+            Path(home).mkdir(parents=True, exist_ok=True)
+        env = {
+            "PATH": os.pathsep.join([python_bin, "/usr/local/bin", "/usr/bin", "/bin"]),
+            "HOME": home, "USER": "student", "LOGNAME": "student", "SHELL": "/bin/sh",
+            "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TERM": "dumb",
+            "TMPDIR": "/tmp" if self.isolated else str(self.rundir),
+            "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1",
+            "MPLCONFIGDIR": f"{home}/.config/matplotlib",
+        }
+        if self.threads:
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(self.threads)
+        return env
+
+    def _python_roots(self) -> list[Path]:
+        roots = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix),
+                 Path(sys.base_exec_prefix), Path(sys.executable).resolve().parent.parent}
+        return sorted(r.resolve() for r in roots if r.exists())
+
+    def _binds(self) -> tuple[list[Path], list[Path]]:
+        """Read-only paths to bind and paths to hide under them."""
+        ro = [r for r in self._python_roots() if str(r) not in ("/", "/usr")]
+        for name in self.kernel_packages:
+            where = module_dir(name)
+            if where is not None and not _inside(where, ro + [Path("/usr")]):
+                ro.append(where)
+        ro += [Path(p).resolve() for p in self.ro_paths if Path(p).exists()]
+        hidden = []
+        for name in self.hidden_packages:
+            where = module_dir(name)
+            if where is not None and _inside(where, ro + [Path("/usr")]):
+                hidden.append(where)
+        return ro, hidden
+
+    def _etc_files(self) -> list[str]:
+        uid = self.uid if self.uid is not None else os.getuid()
+        gid = uid if self.uid is not None else os.getgid()
+        files = {
+            "passwd": f"root:x:0:0:root:/root:/bin/sh\nstudent:x:{uid}:{gid}:student:/tmp/home:/bin/sh\n"
+                      "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+            "group": f"root:x:0:\nstudent:x:{gid}:\nnogroup:x:65534:\n",
+            "hosts": "127.0.0.1 localhost\n::1 localhost\n",
+            "hostname": "sandbox\n",
+        }
+        args = []
+        etc = self.rundir.parent / "etc"
+        etc.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (etc / name).write_text(text)
+            args += ["--ro-bind", str(etc / name), f"/etc/{name}"]
+        for name in ETC_FILES:
+            args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+        return args
+
+    def wrap(self, cmd: list[str]) -> list[str]:
+        """The full command line: limits, then (isolated) bwrap and the uid drop."""
+        limits = self.limits
+        address_space = limits.address_space
+        if address_space is None:
+            address_space = limits.memory + 8 * GiB
+        if self.gpu_device:
+            address_space = 0  # CUDA reserves terabytes of address space
+        nproc = limits.processes
+        if not (self.isolated and self.root):
+            # RLIMIT_NPROC counts every process of the uid: leave room for the grader's own.
+            nproc += sum(1 for _ in _proc_table()) if self.root else _count_own_tasks()
+        prefix = [shutil.which("prlimit") or "prlimit", f"--nproc={nproc}",
+                  f"--fsize={limits.file_size}", f"--nofile={limits.open_files}", "--core=0"]
+        if address_space:
+            prefix.append(f"--as={address_space}")
+        prefix.append("--")
+        if not self.isolated:
+            return prefix + cmd
+        ro, hidden = self._binds()
+        bwrap = [find_bwrap(), "--die-with-parent", "--unshare-pid", "--unshare-net",
+                 "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
+        if self.root:
+            bwrap += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        else:
+            bwrap += ["--unshare-user", "--disable-userns"]
+        bwrap += ["--ro-bind", "/usr", "/usr", *_root_links(), *self._etc_files(),
+                  "--proc", "/proc", "--dev", "/dev",
+                  "--perms", "1777", "--size", str(limits.tmp_size), "--tmpfs", "/dev/shm",
+                  "--perms", "1777", "--size", str(limits.tmp_size), "--tmpfs", "/tmp",
+                  "--perms", "0777", "--dir", "/tmp/home"]
+        rw = [self.workdir, self.rundir]
+        # Parents of the mount points, traversable (bwrap would make them 0700).
+        targets = set(map(str, ro + rw))
+        parents = sorted({str(a) for p in ro + rw for a in Path(p).parents
+                          if str(a) not in ("/", "/tmp", "/usr") and str(a) not in targets
+                          and not str(a).startswith("/usr/")}, key=lambda a: a.count("/"))
+        for parent in parents:
+            bwrap += ["--perms", "0755", "--dir", parent]
+        for path in ro:
+            bwrap += ["--ro-bind", str(path), str(path)]
+        for path in hidden:
+            bwrap += ["--perms", "0555", "--size", "4096", "--tmpfs", str(path), "--remount-ro", str(path)]
+        if self.gpu_device:
+            for name in NVIDIA_CONTROL:
+                bwrap += ["--dev-bind-try", f"/dev/{name}", f"/dev/{name}"]
+            bwrap += ["--dev-bind", self.gpu_device, self.gpu_device, "--ro-bind", "/sys", "/sys"]
+        for path in rw:
+            bwrap += ["--bind", str(path), str(path)]
+        bwrap += ["--remount-ro", "/", "--chdir", str(self.workdir), "--clearenv"]
+        for key, value in self.environment().items():
+            bwrap += ["--setenv", key, value]
+        if self.root:
+            bwrap += [shutil.which("setpriv") or "setpriv", f"--reuid={self.uid}", f"--regid={self.uid}",
+                      "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+        return prefix + bwrap + cmd
+
+    # ---------------------------------------------------------------- run time
+    def attach(self, process: subprocess.Popen) -> None:
+        """Start watching the launched kernel (``process``: the outermost command)."""
+        self.process = process
+        self.started = time.monotonic()
+        watchdog = threading.Thread(target=self._watch, name="sandbox-watchdog", daemon=True)
+        watchdog.start()
+        self._threads.append(watchdog)
+        if process.stderr is not None:
+            drain = threading.Thread(target=self._drain, args=(process.stderr,), daemon=True)
+            drain.start()
+            self._threads.append(drain)
+
+    def _drain(self, stream) -> None:
+        """Keep the last 16 KiB of the kernel's stderr (bwrap's own errors land there)."""
+        try:
+            while True:
+                chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
+                if not chunk:
+                    break
+                self.stderr_tail = (self.stderr_tail + chunk)[-16384:]
+        except (OSError, ValueError):
+            pass
+
+    def processes(self) -> list[int]:
+        if self.process is None:
+            return []
+        table = _proc_table()
+        pids = descendants(self.process.pid, table)
+        return ([self.process.pid] if self.process.pid in table else []) + pids
+
+    def memory_used(self) -> int:
+        return sum(_memory(pid) for pid in self.processes())
+
+    def kernel_pid(self) -> int | None:
+        """Host pid of the kernel process (the first process started in the sandbox)."""
+        if self.process is None:
+            return None
+        if not self.isolated:
+            return self.process.pid
+        table = _proc_table()
+        pid = self.process.pid
+        for _ in range(2):  # outer bwrap -> init of the pid namespace -> kernel
+            children = [(start, p) for p, (ppid, start) in table.items() if ppid == pid]
+            if not children:
+                return None
+            pid = min(children)[1]
+        return pid
+
+    def _watch(self) -> None:
+        limits = self.limits
+        while not self._stop.wait(0.25):
+            if self.process is None or self.process.poll() is not None:
+                return
+            used = self.memory_used()
+            self.peak_memory = max(self.peak_memory, used)
+            if limits.memory and used > limits.memory:
+                log.warning("sandbox used %.2f GiB > %.2f GiB: killing it", used / GiB, limits.memory / GiB)
+                self.kill("out of memory")
+                return
+            if limits.wall_time and time.monotonic() - self.started > limits.wall_time:
+                log.warning("notebook ran past %.0f s: killing its kernel", limits.wall_time)
+                self.kill("timeout")
+                return
+
+    def kill(self, reason: str | None = None) -> None:
+        """Kill every process of the sandbox now."""
+        if reason and self.reason is None:
+            self.reason = reason
+        if self.process is None:
+            return
+        pids = self.processes()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        _kill(pids)
+
+    def close(self) -> list[int]:
+        """Stop watching, kill what is left, release the locks.
+
+        Returns the pids that were still alive after that (should be empty).
+        """
+        self._stop.set()
+        survivors: list[int] = []
+        if self.process is not None:
+            if self.process.poll() is None or self.processes():
+                self.kill()
+            deadline = time.monotonic() + 5
+            while True:
+                try:
+                    self.process.wait(timeout=0.05)
+                except subprocess.TimeoutExpired:
+                    pass
+                survivors = self.processes()
+                if not survivors or time.monotonic() > deadline:
+                    break
+                _kill(survivors)
+            if survivors:
+                log.error("sandbox processes survived the kernel: %s", survivors)
+        if self.uid is not None:
+            left = self._kill_stale(self.uid, wait=3.0)
+            if left:
+                log.error("processes of sandbox uid %d survived: %s", self.uid, left)
+                survivors = sorted(set(survivors) | set(left))
+        for lock in self._locks:
+            lock.release()
+        self._locks.clear()
+        return survivors
+
+
+def _count_own_tasks() -> int:
+    """Threads of the current uid (what RLIMIT_NPROC counts)."""
+    uid, count = os.getuid(), 0
+    for pid in _proc_table():
+        try:
+            if os.stat(f"/proc/{pid}").st_uid == uid:
+                count += len(os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            pass
+    return count
+
+
+def _chown_tree(path: Path, uid: int) -> None:
+    """chown -R without following symbolic links."""
+    os.chown(path, uid, uid, follow_symlinks=False)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            try:
+                os.chown(os.path.join(root, name), uid, uid, follow_symlinks=False)
+            except OSError:
+                pass
+
+
+# ------------------------------------------------------------------ jupyter glue
+class CappedKernelClient(AsyncKernelClient):
+    """A kernel client whose sockets refuse messages over ``max_message_bytes``."""
+
+    max_message_bytes = 64 * MiB
+
+    def _create_connected_socket(self, channel, identity=None):
+        import zmq
+
+        from jupyter_client.connect import channel_socket_types
+
+        url = self._make_url(channel)
+        sock = self.context.socket(channel_socket_types[channel])
+        sock.linger = 1000
+        sock.setsockopt(zmq.MAXMSGSIZE, int(self.max_message_bytes))
+        if identity:
+            sock.identity = identity
+        sock.connect(url)
+        return sock
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """Starts the kernel inside :attr:`sandbox` (a :class:`Sandbox`, set by the grader).
+
+    With a ``bwrap`` sandbox the kernel talks over unix sockets (``transport="ipc"``)
+    in the sandbox's run folder: the sandbox has no network, not even loopback.
+    """
+
+    sandbox = AnyTrait(None, allow_none=True)
+    client_class = DottedObjectName("autograder.sandbox.CappedKernelClient")
+    shutdown_wait_time = Integer(3).tag(config=True)
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        sandbox: Sandbox | None = self.sandbox
+        if sandbox is None:
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+        kw["env"] = sandbox.environment()
+        kw["stdout"] = subprocess.DEVNULL
+        kw["stderr"] = subprocess.PIPE
+        kw["close_fds"] = True
+        if sandbox.isolated and sandbox.uid is not None and self.connection_file:
+            os.chown(self.connection_file, sandbox.uid, sandbox.uid)
+        wrapped = sandbox.wrap(list(kernel_cmd))
+        log.debug("sandboxed kernel command: %s", wrapped)
+        await super()._async_launch_kernel(wrapped, **kw)
+        sandbox.attach(self.provisioner.process)
+
+    async def _async_interrupt_kernel(self):
+        # A SIGINT to the process group would stop bwrap itself: signal the kernel only.
+        sandbox: Sandbox | None = self.sandbox
+        if sandbox is not None and sandbox.isolated and self.has_kernel:
+            pid = sandbox.kernel_pid()
+            if pid is not None:
+                try:
+                    os.kill(pid, signal.SIGINT)
+                except OSError:
+                    pass
+                return
+        await super()._async_interrupt_kernel()

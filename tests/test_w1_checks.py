@@ -1,0 +1,169 @@
+"""The week-1 hidden checks: references pass, every wrong implementation loses points.
+
+The wrong-answer corpus lives in ``tests/wrong/w1_conv_arithmetic/<name>__<mistake>.py``;
+each file defines ``<name>`` with one plausible student mistake.
+"""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import re
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from autograder.checks import problems_for
+from autograder.checks.w1_conv_arithmetic import PROBLEMS, check_profile
+from autograder.local import grade_namespace
+from solutions import w1_conv_arithmetic as ref
+
+ASSIGNMENT = "w1_conv_arithmetic"
+NAMES = ["conv_output_size", "conv_transpose_output_size", "same_padding", "conv_params", "conv_macs",
+         "receptive_field", "conv2d", "max_pool2d", "compose_convs", "profile_model"]
+CORPUS = sorted((Path(__file__).parent / "wrong" / ASSIGNMENT).glob("*.py"))
+#: Corpus files whose mistake is calling a built-in the problem forbids.
+BAN_MARKERS = ("calls_", "getattr", "by_name")
+BAN_TEXT = "a built-in this problem asks you to implement yourself"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Grade with one intra-op thread, as a grading kernel should time code.
+
+    With several OpenMP threads on a busy machine (other kernels, other tests) the
+    F.conv2d baseline of the speed check slows down far more than a Python loop
+    does, and the 25x bound stops meaning anything.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(f"w1_wrong_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _solution_lines(name: str) -> list[str]:
+    """The reference's solution code lines long enough to be recognisable."""
+    source = inspect.getsource(getattr(ref, name))
+    body = source.split("### BEGIN SOLUTION", 1)[1].split("### END SOLUTION", 1)[0]
+    return [line.strip() for line in body.splitlines() if len(line.strip()) >= 20]
+
+
+def test_problems_follow_the_spec_order():
+    assert [p.name for p in PROBLEMS] == NAMES
+    assert list(problems_for(ASSIGNMENT)) == NAMES
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_references_pass(seed):
+    namespace = {name: getattr(ref, name) for name in NAMES}
+    sources = [inspect.getsource(getattr(ref, name)) for name in NAMES]
+    start = time.perf_counter()
+    verdicts = grade_namespace(ASSIGNMENT, namespace, seed=seed, sources=sources)
+    elapsed = time.perf_counter() - start
+    assert set(verdicts) == set(NAMES)
+    for name, verdict in verdicts.items():
+        assert (verdict.status, verdict.fraction) == ("passed", 1.0), "\n".join(verdict.lines)
+        assert verdict.groups and all(verdict.groups.values())
+    # The whole week-1 hidden run for one submission stays quick (target: well under 15 s).
+    assert elapsed < 60, f"grading the references took {elapsed:.1f} s"
+
+
+def test_corpus_covers_every_name():
+    counts = {name: 0 for name in NAMES}
+    for path in CORPUS:
+        name = path.stem.split("__")[0]
+        assert name in counts, f"{path.name} does not start with a graded name"
+        counts[name] += 1
+    assert all(n >= 3 for n in counts.values()), counts
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=[p.stem for p in CORPUS])
+def test_wrong_implementation_loses_points(path):
+    name = path.stem.split("__")[0]
+    text = path.read_text()
+    module = _load(path)
+    assert (module.__doc__ or "").strip(), f"{path.name} needs a one-line docstring naming the mistake"
+    verdict = grade_namespace(ASSIGNMENT, {name: getattr(module, name)}, names=[name], seed=11,
+                              sources=[text])[name]
+    message = "\n".join(verdict.lines)
+    print(message)
+    assert verdict.fraction < 1.0, message
+    assert verdict.status != "passed"
+    assert message.strip() and len(verdict.lines) >= 1
+    for line in _solution_lines(name):
+        assert line not in message, f"the message shows the reference's code: {line!r}"
+    if any(marker in path.stem for marker in BAN_MARKERS):
+        assert verdict.fraction == 0.0 and BAN_TEXT in message, message
+    else:
+        # The mistake itself is what fails: a group fails with a message, not the ban.
+        assert BAN_TEXT not in message, message
+        assert any(not ok for ok in verdict.groups.values())
+        assert "FAIL" in message
+
+
+def _stub(name: str):
+    def stub(*args, **kwargs):
+        raise NotImplementedError
+
+    stub.__name__ = name
+    return stub
+
+
+def test_blank_stubs_score_zero():
+    namespace = {name: _stub(name) for name in NAMES}
+    sources = [f"def {name}(*args, **kwargs):\n    raise NotImplementedError\n" for name in NAMES]
+    verdicts = grade_namespace(ASSIGNMENT, namespace, seed=3, sources=sources)
+    for name in NAMES:
+        verdict = verdicts[name]
+        assert (verdict.status, verdict.fraction) == ("error", 0.0), (name, verdict.lines)
+        assert "not implemented" in "\n".join(verdict.lines)
+
+
+def test_missing_definitions_are_reported():
+    verdicts = grade_namespace(ASSIGNMENT, {}, names=["conv_params", "conv2d"], seed=0)
+    for verdict in verdicts.values():
+        assert verdict.fraction == 0.0 and verdict.status == "error"
+        assert "not defined" in "\n".join(verdict.lines)
+
+
+def test_int_answers_must_be_ints():
+    verdict = grade_namespace(ASSIGNMENT, {"conv_macs": lambda *a, **k: float(ref.conv_macs(*a, **k))},
+                              names=["conv_macs"], seed=0)["conv_macs"]
+    assert verdict.fraction < 1.0
+    assert "float" in "\n".join(verdict.lines)
+
+
+def test_profile_messages_do_not_reveal_counts():
+    expected = [{"name": "0", "output_shape": (8, 5, 7), "params": 224, "macs": 75264, "activations": 280},
+                {"name": "1", "output_shape": (8, 5, 7), "params": 0, "macs": 0, "activations": 280}]
+    types = {"0": "Conv2d", "1": "ReLU"}
+    got = [dict(expected[0], macs=12345), dict(expected[1])]
+    message = check_profile(got, expected, types, "profile_model on a model")
+    assert "row 0 (name '0', a Conv2d): macs is 12345, which is not right" in message
+    assert "75264" not in message and "224" not in message
+    got = [dict(expected[0], params=3), dict(expected[1])]
+    assert "params is 3" in check_profile(got, expected, types, "x") and "224" not in check_profile(got, expected, types, "x")
+    assert "rows" in check_profile(expected[:1], expected, types, "x")
+    assert "name" in check_profile([expected[1], expected[0]], expected, types, "x")
+    assert "batch" in check_profile([dict(expected[0], output_shape=(1, 8, 5, 7)), expected[1]], expected, types, "x")
+    assert "float" in check_profile([dict(expected[0], macs=75264.0), expected[1]], expected, types, "x")
+    assert "list" in check_profile(7, expected, types, "x")
+    assert "no 'activations' key" in check_profile([{k: v for k, v in expected[0].items() if k != "activations"},
+                                                     expected[1]], expected, types, "x")
+    assert check_profile([dict(r, output_shape=list(r["output_shape"])) for r in expected], expected, types, "x") is None
+
+
+def test_hints_do_not_state_reference_code():
+    for problem in PROBLEMS:
+        lines = _solution_lines(problem.name)
+        for hint in problem.hints.values():
+            assert not any(line in hint for line in lines), (problem.name, hint)
+            assert not re.search(r"return\s", hint)

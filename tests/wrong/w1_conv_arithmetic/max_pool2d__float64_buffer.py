@@ -1,0 +1,17 @@
+"""Returns float64 whatever the input's dtype (computes in a float64 copy)."""
+import torch
+import torch.nn.functional as F
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    def pair(v):
+        return (v, v) if isinstance(v, int) else tuple(v)
+
+    kh, kw = pair(kernel_size)
+    sh, sw = pair(kernel_size if stride is None else stride)
+    ph, pw = pair(padding)
+    if ph > kh // 2 or pw > kw // 2:
+        raise ValueError("padding must be at most half the kernel size")
+    x = F.pad(x.to(torch.float64), (pw, pw, ph, ph), value=float("-inf"))
+    windows = x.unfold(2, kh, sh).unfold(3, kw, sw)
+    return windows.amax(dim=(-2, -1))
