@@ -4,9 +4,11 @@ with a progress bar, a pre-flight check of every submission and a report.
     python -m autograder.classgrade w1_conv_arithmetic [--course course/]
 
 Before grading, every submitted notebook is read: a file that is not a valid
-notebook (bad JSON, wrong encoding, empty) is moved aside as
-``<name>.ipynb.unreadable`` so that nbgrader grades it as a missing notebook (zero
-for each of its cells) instead of failing, and the reason is reported. A student
+notebook (bad JSON, empty, too large) is moved aside as ``<name>.ipynb.unreadable``
+and replaced by an empty notebook marked unreadable, so that nbgrader grades the
+student (zero for each cell, the reason in the feedback) instead of failing; one
+that can be repaired (bytes that are not UTF-8) is repaired, the original kept as
+``<name>.ipynb.orig``. A student
 whose grading fails is reported and the others are still graded; nbgrader's
 gradebook is only ever written by nbgrader itself.
 """
@@ -54,19 +56,22 @@ class ClassResult:
 
 
 def check_submissions(course: Path, assignment: str) -> dict[str, str]:
-    """Move aside submitted notebooks that cannot be read; return {student: reason}."""
+    """Repair or replace submitted notebooks that cannot be graded as they are.
+
+    Returns ``{student: what was done}``. An unreadable notebook is moved aside as
+    ``<name>.ipynb.unreadable`` and replaced by an empty notebook marked unreadable
+    (see :func:`autograder.sanitize.prepare_file`): nbgrader grades the student, the
+    grade is zero and the feedback says why. nbgrader's ``pre_convert_hook`` does
+    the same, so a course graded with plain ``nbgrader autograde`` is safe too.
+    """
+    from .sanitize import prepare_file
+
     problems = {}
     for path in sorted((course / "submitted").glob(f"*/{assignment}/*.ipynb")):
         student = path.parent.parent.name
-        try:
-            if path.stat().st_size == 0:
-                raise ValueError("the file is empty")
-            nb = nbformat.read(path, as_version=4)
-            nbformat.validate(nb)
-        except Exception as exc:  # noqa: BLE001  (JSON, encoding, schema errors)
-            reason = f"{path.name} is not a readable notebook ({type(exc).__name__}: {str(exc)[:120]})"
-            problems[student] = reason
-            path.rename(path.with_name(path.name + ".unreadable"))
+        done = prepare_file(path)
+        if done:
+            problems[student] = f"{path.name}: {done}"
     return problems
 
 
@@ -78,7 +83,7 @@ def grade_class(course: Path, assignment: str, students: list[str] | None = None
         students = sorted(p.parent.name for p in (course / "submitted").glob(f"*/{assignment}"))
     result = ClassResult(unreadable=check_submissions(course, assignment))
     for student, reason in result.unreadable.items():
-        tqdm.write(f"  {student}: {reason}; graded as a missing notebook (zero)")
+        tqdm.write(f"  {student}: {reason}")
     bar = tqdm(students, desc=f"autograde {assignment}", unit="student", disable=not progress)
     for student in bar:
         bar.set_postfix_str(student)

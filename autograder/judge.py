@@ -83,6 +83,10 @@ class Judge:
                    "its hidden test did not run: the test cell is missing, or the notebook "
                    "stopped (or timed out) before reaching it")
             return Verdict(name, status, 0.0, [f"{name}: not graded, {why}."])
+        if all(o.status == "error" and o.get("stage") == "lookup" for o in outcomes):
+            return Verdict(name, "missing", 0.0, [
+                f"{name}: not graded, it is not defined when its test runs: the cell that defines it "
+                "is missing, defines another name, or failed to run."])
 
         # Forbidden built-ins: in the source of the definition, or seen at run time.
         if sources is not None and problem.banned_names:

@@ -116,8 +116,14 @@ def fill(nb, implementations: dict[str, str]):
             continue
         names = defined_names(cell.source) or _stub_names(cell.source)
         if names and all(n in implementations for n in names):
-            cell.source = "\n\n".join(implementations[n].rstrip() for n in names)
+            cell.source = strip_markers("\n\n".join(implementations[n].rstrip() for n in names))
     return nb
+
+
+def strip_markers(source: str) -> str:
+    """``source`` without nbgrader's solution-marker lines (a student never has them)."""
+    return "\n".join(line for line in source.splitlines()
+                     if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")) + "\n"
 
 
 def _stub_names(source: str) -> list[str]:

@@ -278,6 +278,7 @@ class JudgedExecute(Execute):
              "refuses to run where it is not available). 'none': no isolation (student code "
              "can read the course, the gradebook and other submissions): only for trusted code.",
     ).tag(config=True)
+    bwrap = Unicode("bwrap", help="The bubblewrap command (a name on PATH or a path).").tag(config=True)
     memory_limit = Integer(4 * GiB, help="Bytes of memory for all processes of one notebook.").tag(config=True)
     address_space_limit = Integer(
         None, allow_none=True,
@@ -336,14 +337,16 @@ class JudgedExecute(Execute):
                 return None
         return super().output(outs, msg, display_id, cell_index)
 
-    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+    def preprocess_cell(self, cell, resources, index):
         run = self._run
         names = captured_names(cell.source) if run is not None and is_test_cell(cell) else []
         for name in names:
             run["recordings"].clear(name)
         started = time.monotonic()
+        if run is not None and cell.cell_type == "code":
+            run["cells_started"] += 1
         try:
-            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+            return super().preprocess_cell(cell, resources, index)
         finally:
             if names:
                 for name in names:
@@ -425,7 +428,8 @@ class JudgedExecute(Execute):
         sandbox = Sandbox(work, rundir, mode=self.sandbox, limits=self._limits(),
                           ro_paths=list(self.extra_ro_paths), kernel_packages=tuple(self.kernel_packages),
                           hidden_packages=tuple(self.hidden_packages), gpu=self.gpu, gpu_wait=self.gpu_wait,
-                          lock_dir=Path(self.lock_dir), uid_base=self.sandbox_uid, threads=self.threads)
+                          lock_dir=Path(self.lock_dir), uid_base=self.sandbox_uid, threads=self.threads,
+                          bwrap=self.bwrap)
         resources.setdefault("metadata", {})["path"] = str(work)
         judge = Judge(problems, seed, work / WORKDIR_NAME)
         findings = self._findings(nb, resources) if problems else []
@@ -436,14 +440,14 @@ class JudgedExecute(Execute):
             sandbox.prepare()
             recordings = Recordings(work, private, self.max_record_bytes, owner=sandbox.uid)
             self._run = {"sandbox": sandbox, "recordings": recordings, "ran": set(), "cell_timeouts": set(),
-                         "output_bytes": {}, "truncated": set()}
+                         "output_bytes": {}, "truncated": set(), "cells_started": 0}
             try:
                 nb, resources = super().preprocess(nb, resources)
             except (SandboxError, UnresponsiveKernelError):
                 raise
             except Exception as exc:  # noqa: BLE001  (DeadKernelError, CellTimeoutError and friends)
                 error = exc
-                if sandbox.process is None:  # the kernel never started: not the student's doing
+                if self._run["cells_started"] == 0:  # the kernel never started: not the student's doing
                     raise SandboxError(f"the kernel did not start: {exc}\n"
                                        f"{sandbox.stderr_tail.decode(errors='replace')[-2000:]}") from exc
                 self.log.warning("Kernel stopped while grading %s: %s", resources.get("unique_key"), exc)
@@ -460,7 +464,8 @@ class JudgedExecute(Execute):
                       "uid": sandbox.uid, "gpu": sandbox.gpu_device, "survivors": survivors,
                       "kernel_error": f"{type(error).__name__}: {error}"[:300] if error else None,
                       "truncated_cells": sorted(run["truncated"])}
-            self._finish(nb, verdicts, seed, notes, record, findings)
+            if all_problems:
+                self._finish(nb, verdicts, seed, notes, record, findings)
         finally:
             self._run = None
             resources["metadata"]["path"] = str(source_dir)
@@ -475,19 +480,15 @@ class JudgedExecute(Execute):
                 verdicts[name] = Verdict(name, "error", 0.0, [
                     f"{name}: not graded: the results it produced are larger than the grader "
                     f"accepts ({self.max_record_bytes // MiB} MiB)."])
+            elif verdict.status == "passed":
                 continue
-            if verdict.status == "passed":
-                continue
-            unfinished = verdict.status in ("kernel died", "missing") or (
-                verdict.status in ("failed", "error") and name in run["cell_timeouts"])
-            if stopped in _STOPPED and verdict.status in ("kernel died", "missing", "failed", "error") \
-                    and (unfinished or name not in run["ran"] or verdict.status == "kernel died"):
+            elif stopped in _STOPPED and verdict.status in ("kernel died", "missing"):
                 why = (f"the notebook used more than {self.memory_limit / GiB:.1f} GiB of memory and was stopped"
                        if stopped == "out of memory" else
                        f"the notebook ran past its time limit ({self.notebook_timeout} s) and was stopped")
                 verdict.status = _STOPPED[stopped]
                 verdict.lines = verdict.lines + [f"  ({why})"]
-            elif name in run["cell_timeouts"] and verdict.status != "passed":
+            elif name in run["cell_timeouts"]:
                 verdict.status = "timeout"
                 verdict.lines = verdict.lines + [
                     f"  (its test cell ran past the time limit of {self.timeout} s and was interrupted)"]
@@ -497,20 +498,22 @@ class JudgedExecute(Execute):
 
     @staticmethod
     def _integrity(verdicts: dict[str, Verdict], findings: list[str]) -> dict[str, Verdict]:
+        """Zero for every problem; the status stays when it says more than "failed"."""
         shown = findings[:8] + ([f"... and {len(findings) - 8} more"] if len(findings) > 8 else [])
         out = {}
         for name, verdict in verdicts.items():
-            out[name] = Verdict(name, "failed", 0.0, [
+            status = "failed" if verdict.status in ("passed", "failed") else verdict.status
+            out[name] = Verdict(name, status, 0.0, [
                 f"{name}: not graded: the notebook contains code that interferes with the grader:",
                 *[f"  {f}" for f in shown],
-                "  Remove it and submit again; ask your instructor if you think this is a mistake."],
-                verdict.groups)
+                "  Remove it and submit again; ask your instructor if you think this is a mistake."])
         return out
 
     def _finish(self, nb, verdicts, seed, notes, record, findings) -> None:
-        if notes:
-            for verdict in verdicts.values():
-                verdict.lines = verdict.lines + [f"  note: {n}" for n in notes]
+        for note in notes:  # on the problems it is about, else on the first one
+            about = [n for n in verdicts if re.search(rf"\b(test_)?{re.escape(n)}\b", note)] or list(verdicts)[:1]
+            for name in about:
+                verdicts[name].lines = verdicts[name].lines + [f"  note: {note}"]
         report = annotate(nb, verdicts, seed)
         report["sandbox"] = record
         report["sanitize"] = notes

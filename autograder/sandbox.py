@@ -90,13 +90,13 @@ class SandboxError(RuntimeError):
 _PROBES: dict[tuple, str | None] = {}
 
 
-def find_bwrap() -> str | None:
-    return shutil.which("bwrap")
+def find_bwrap(name: str = "bwrap") -> str | None:
+    return shutil.which(name)
 
 
-def probe(bwrap: str | None = None) -> str | None:
+def probe(name: str = "bwrap") -> str | None:
     """``None`` when ``bwrap`` can build the sandbox here, else why not (cached)."""
-    bwrap = bwrap or find_bwrap()
+    bwrap = find_bwrap(name)
     if bwrap is None:
         return ("bubblewrap is not installed (the bwrap command was not found); install it "
                 "with `apt-get install bubblewrap`")
@@ -297,6 +297,7 @@ class Sandbox:
     uid_base: int = 2_000_000
     uid_slots: int = 64
     threads: int = 0
+    bwrap: str = "bwrap"
 
     # run-time state
     reason: str | None = None        #: why the watchdog stopped the kernel
@@ -324,7 +325,7 @@ class Sandbox:
     def prepare(self) -> None:
         """Check the tools, take the uid slot and GPU locks, hand the folders over."""
         if self.isolated:
-            reason = probe()
+            reason = probe(self.bwrap)
             if reason:
                 raise SandboxError(reason)
         self.rundir.mkdir(parents=True, exist_ok=True)
@@ -442,7 +443,7 @@ class Sandbox:
         if not self.isolated:
             return prefix + cmd
         ro, hidden = self._binds()
-        bwrap = [find_bwrap(), "--die-with-parent", "--unshare-pid", "--unshare-net",
+        bwrap = [find_bwrap(self.bwrap), "--die-with-parent", "--unshare-pid", "--unshare-net",
                  "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
         if self.root:
             bwrap += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]

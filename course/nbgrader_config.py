@@ -41,5 +41,31 @@ c.Autograde.autograde_preprocessors = [
 c.JudgedExecute.timeout = 600
 c.JudgedExecute.startup_timeout = 120
 
+# Damaged submissions: unreadable files become a marked empty notebook (zero, with the
+# reason), repairable ones are repaired; then cells are matched with the gradebook by
+# what is there, before stock nbgrader restores the locked cells (autograder/sanitize.py).
+from nbgrader.preprocessors import ClearOutput, DeduplicateIds, OverwriteCells, OverwriteKernelspec  # noqa: E402
+
+from autograder.sanitize import SanitizeCells, prepare_submission  # noqa: E402
+
+c.Autograde.pre_convert_hook = prepare_submission
+c.Autograde.sanitize_preprocessors = [
+    ClearOutput,
+    SanitizeCells,
+    DeduplicateIds,
+    OverwriteKernelspec,
+    OverwriteCells,
+    CheckCellMetadata,
+]
+# The student's kernel runs in a bubblewrap sandbox (autograder/sandbox.py): no network,
+# no view of the course, limits below. Where bwrap is missing grading refuses to run;
+# "none" grades without isolation (a loud warning; trusted code only).
+c.JudgedExecute.sandbox = "bwrap"
+c.JudgedExecute.memory_limit = 6 * 2**30       # all processes of one notebook
+c.JudgedExecute.max_processes = 256            # processes + threads
+c.JudgedExecute.notebook_timeout = 3600        # seconds per notebook
+c.JudgedExecute.max_output_bytes = 2**20       # output kept per cell
+c.JudgedExecute.gpu = "auto"                   # a free GPU per notebook, when there is one
+
 # Feedback never shows hidden tests (stock nbgrader leaks them, jupyter/nbgrader#917).
 c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]

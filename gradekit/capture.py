@@ -333,6 +333,15 @@ PROCEDURES = {"call": proc_call, "steps": proc_steps, "module": proc_module,
               "timing": proc_timing, "train": proc_train}
 
 
+def _is_oom_message(exc: BaseException) -> bool:
+    """torch reports a failed allocation as RuntimeError ("can't allocate memory")."""
+    try:
+        text = str(exc).lower()
+    except Exception:  # noqa: BLE001  (a hostile __str__)
+        return False
+    return any(m in text for m in ("out of memory", "can't allocate memory", "cannot allocate memory"))
+
+
 # ------------------------------------------------------------------------- driver
 def run_request(request: dict, namespace: dict, in_dir: Path, out_dir: Path, prefix: str) -> dict:
     """Run one request; never raises for student errors. Returns the JSON record."""
@@ -350,7 +359,7 @@ def run_request(request: dict, namespace: dict, in_dir: Path, out_dir: Path, pre
         record = {"status": "timeout"}
     except StudentError as err:
         exc = err.exc
-        oom = isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
+        oom = isinstance(exc, MemoryError) or _is_oom_message(exc)
         record = {"status": "oom" if oom else "error", "stage": err.stage, "error": _describe(exc)}
     except CodecError as exc:
         record = {"status": "error", "stage": "record", "error": _describe(exc)}

@@ -58,7 +58,8 @@ def graded(tmp_path_factory, have_w1):
     partial = {**refs, "conv_output_size": WRONG_CONV_OUTPUT_SIZE, "conv2d": WRONG_CONV2D}
     submit(root, "partial", A, fill(copy.deepcopy(release), partial))
     nocell = fill(copy.deepcopy(release), refs)
-    nocell.cells = [c for c in nocell.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_conv2d"]
+    nocell.cells = [c for c in nocell.cells
+                    if c.metadata.get("nbgrader", {}).get("grade_id") not in ("impl_conv2d", "test_conv2d")]
     submit(root, "nocell", A, nocell)
     submit(root, "broken", A, raw=b'{"cells": [{"cell_type": "code", "source": "def conv2d(')
     result = grade_parallel(root, A, workers=2, progress=False)
@@ -100,17 +101,21 @@ def test_partly_wrong_submission_loses_points_where_wrong(graded):
     assert right and all(c.score == c.max_score for c in right)
 
 
-def test_deleted_test_cell_scores_zero_for_that_problem_only(graded):
-    *_, table = graded
-    cells = scores(table, "nocell")
+def test_deleted_cells_score_zero_for_that_problem_only(graded):
+    """conv2d's solution and test cells deleted: the locked test cell is restored from
+    the gradebook, finds no conv2d and says so; every other problem is graded as usual."""
+    root, *_ = graded
+    cells = scores(graded[3], "nocell")
     assert (cells["conv2d"].score or 0) == 0
     assert cells["conv2d"].status == "missing"
     assert all(c.score == c.max_score for n, c in cells.items() if n != "conv2d")
+    nb = nbformat.read(root / "autograded" / "nocell" / A / f"{A}.ipynb", as_version=4)
+    assert "not defined" in "\n".join(nb.metadata["gradekit"]["problems"]["conv2d"]["lines"])
 
 
 def test_unreadable_notebook_scores_zero_with_a_reason(graded):
     root, result, _, table = graded
-    assert "broken" in result.unreadable and "not a readable notebook" in result.unreadable["broken"]
+    assert "broken" in result.unreadable and "not valid JSON" in result.unreadable["broken"]
     assert sum(c.score or 0 for c in scores(table, "broken").values()) == 0
     assert (root / "submitted" / "broken" / A / f"{A}.ipynb.unreadable").exists()
 

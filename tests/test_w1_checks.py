@@ -130,7 +130,7 @@ def test_blank_stubs_score_zero():
 def test_missing_definitions_are_reported():
     verdicts = grade_namespace(ASSIGNMENT, {}, names=["conv_params", "conv2d"], seed=0)
     for verdict in verdicts.values():
-        assert verdict.fraction == 0.0 and verdict.status == "error"
+        assert verdict.fraction == 0.0 and verdict.status == "missing"
         assert "not defined" in "\n".join(verdict.lines)
 
 
