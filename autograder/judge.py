@@ -105,17 +105,19 @@ class Judge:
         groups: dict[str, bool] = {}
         first_failure: dict[str, str] = {}
         statuses = []
+        wrong = 0  # cases that failed on a wrong answer (not an error, timeout...)
         for case, outcome in zip(cases, outcomes):
             raised = (outcome.get("error") or {}).get("type") if outcome.status == "error" else None
             if case.raises and raised == case.raises and outcome.get("stage") == "call":
                 message = None
             elif case.raises and raised and raised != "NotImplementedError" and outcome.get("stage") == "call":
-                message = f"{case.label}: raised {raised}, expected {case.raises}"
+                message = f"{case.label}: raised {raised}, expected {case.raises}"  # an error all the same
             elif outcome.ok:
                 try:
                     message = case.check(outcome)
                 except Exception as exc:  # noqa: BLE001  (malformed data from the kernel)
                     message = f"{case.label}: the result could not be checked ({type(exc).__name__})"
+                wrong += message is not None
             else:
                 message = error_message(name, outcome, case.label)
                 statuses.append(_KERNEL_STATUS.get(outcome.status, "error"))
@@ -138,7 +140,8 @@ class Judge:
                     lines.append(f"        hint: {hint}")
         if fraction == 1.0:
             status = "passed"
-        elif statuses and all(not groups[c.group] for c in cases) and len(set(statuses)) == 1:
+        elif statuses and not wrong and all(not groups[c.group] for c in cases) and len(set(statuses)) == 1:
+            # Nothing passed and nothing was a wrong answer: what stopped every case.
             status = statuses[0]
         elif not done and kernel_died:
             status = "kernel died"

@@ -68,8 +68,12 @@ class CachingExecute(JudgedExecute):
         return nb, resources
 
 
-def execute_one(course: str, assignment: str, student: str) -> tuple[str, bool, float, str]:
-    """Dask task: execute and judge one student's notebooks into the cache."""
+def execute_one(course: str, assignment: str, student: str, threads: int = 0) -> tuple[str, bool, float, str]:
+    """Dask task: execute and judge one student's notebooks into the cache.
+
+    ``threads``: intra-op threads for the kernel (0: library default); a worker's
+    share of its machine's cores, so that parallel kernels do not oversubscribe it.
+    """
     start = time.perf_counter()
     course_path = Path(course)
     cache = course_path / CACHE / assignment
@@ -79,7 +83,8 @@ def execute_one(course: str, assignment: str, student: str) -> tuple[str, bool, 
         proc = nbgrader(["autograde", assignment, "--student", student, "--create", "--force",
                          f"--CourseDirectory.db_url=sqlite:///{db}",
                          f"--CourseDirectory.autograded_directory={Path(tmp) / 'autograded'}",
-                         "--CachingExecute.cache_mode=write", f"--CachingExecute.cache_dir={cache}"],
+                         "--CachingExecute.cache_mode=write", f"--CachingExecute.cache_dir={cache}",
+                         *([f"--CachingExecute.threads={threads}"] if threads else [])],
                         course_path, check=False)
     tail = "" if proc.returncode == 0 else " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
     return student, proc.returncode == 0, time.perf_counter() - start, tail
@@ -107,7 +112,10 @@ def grade_parallel(course: Path, assignment: str, students: list[str] | None = N
                                processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
-        futures = [client.submit(execute_one, str(course), assignment, s, pure=False) for s in students]
+        # a local cluster's kernels get an equal share of this machine's cores
+        n_workers = len(client.scheduler_info()["workers"]) or 1
+        threads = 0 if scheduler else max(1, (os.cpu_count() or 1) // n_workers)
+        futures = [client.submit(execute_one, str(course), assignment, s, threads, pure=False) for s in students]
         bar = tqdm(as_completed(futures), total=len(futures), desc=f"execute {assignment}",
                    unit="student", disable=not progress)
         for future in bar:

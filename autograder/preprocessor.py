@@ -3,6 +3,10 @@
 ``course/nbgrader_config.py`` puts :class:`JudgedExecute` where stock nbgrader has
 ``Execute`` in ``Autograde.autograde_preprocessors``. For each notebook it
 
+0. checks that the sandbox can be built (:meth:`JudgedExecute.check_sandbox`): where
+   bubblewrap is missing or broken it refuses to grade (``SandboxError``, naming the
+   fix) unless the instructor set ``c.JudgedExecute.sandbox = "none"``, in which case
+   it warns loudly in the log, for every notebook;
 1. draws a fresh seed and has the :class:`~autograder.judge.Judge` write hidden
    inputs into a private scratch copy of the submission folder (regular files only:
    links are never followed);
@@ -22,9 +26,13 @@
 Every problem ends in one status of :data:`autograder.problem.STATUSES`. When the
 kernel was stopped, problems that did not finish get the reason: "out of memory"
 (the sandbox's memory limit), "timeout" (the cell's or the notebook's time limit)
-or "kernel died" (a crash, ``os._exit``...). A notebook whose student code reaches
-for the grader's machinery (:func:`autograder.sanitize.integrity_findings`) scores 0
-on every problem, with the findings listed. A submission that could not be read
+or "kernel died" (a crash, ``os._exit``...). A cell past its time limit is
+interrupted by a signal to the kernel process itself (one to the process group
+would kill the sandbox around it); a cell that swallows the interrupt runs on
+until the notebook's time limit, and the problems it kept from running are then
+"timeout". A notebook whose student code reaches for the grader's machinery
+(:func:`autograder.sanitize.integrity_findings`) scores 0 on every problem, with the
+findings listed. A submission that could not be read
 (:func:`autograder.sanitize.prepare_submission`) is not run: every problem is
 "missing", with the reason.
 
@@ -56,7 +64,7 @@ from gradekit.capture import WORKDIR_NAME
 from .checks import problems_for
 from .judge import Judge
 from .problem import Verdict
-from .sandbox import GiB, MiB, Limits, Sandbox, SandboxedKernelManager, SandboxError
+from .sandbox import GiB, MiB, Limits, Sandbox, SandboxedKernelManager, SandboxError, probe
 from .sanitize import SANITIZE_KEY, UNREADABLE_KEY, integrity_findings
 
 CAPTURE_RE = re.compile(r"gradekit\s*\.\s*capture\(\s*[\"']([A-Za-z0-9_]+)[\"']")
@@ -392,7 +400,29 @@ class JudgedExecute(Execute):
                 cells.append((f"cell {i + 1}", cell.source))
         return integrity_findings(cells, context)
 
+    def check_sandbox(self) -> None:
+        """Refuse to grade without a working sandbox, unless told to grade unsandboxed.
+
+        ``sandbox = "bwrap"`` (the default) and bubblewrap missing or broken: raises
+        :class:`SandboxError` saying why and how to allow unsandboxed grading.
+        ``sandbox = "none"``: a loud warning in the grader's output, every notebook.
+        """
+        if self.sandbox == "none":
+            self.log.warning("!" * 78)
+            self.log.warning("!!! GRADING WITHOUT A SANDBOX (c.JudgedExecute.sandbox = 'none'): the student's "
+                             "code runs with your permissions and can read solutions, hidden tests and the "
+                             "gradebook, and reach the network.")
+            self.log.warning("!" * 78)
+            return
+        reason = probe(self.bwrap)
+        if reason:
+            raise SandboxError(
+                f"refusing to grade: the student's kernel cannot be sandboxed: {reason}. "
+                "Install bubblewrap, or, for trusted code only, allow unsandboxed grading with "
+                "c.JudgedExecute.sandbox = \"none\" in nbgrader_config.py.")
+
     def preprocess(self, nb, resources):
+        self.check_sandbox()
         assignment = resources.get("nbgrader", {}).get("assignment", "")
         all_problems = problems_for(assignment)
         names: list[str] = []
@@ -410,12 +440,6 @@ class JudgedExecute(Execute):
                 "Replace it with a working copy of the notebook."]) for n in problems}
             self._finish(nb, verdicts, seed, notes, {"mode": "not run", "reason": "unreadable submission"}, [])
             return nb, resources
-
-        if self.sandbox == "none":
-            self.log.warning("!" * 78)
-            self.log.warning("GRADING WITHOUT A SANDBOX (JudgedExecute.sandbox = 'none'): the student's code "
-                             "runs with your permissions and can read solutions, hidden tests and the gradebook.")
-            self.log.warning("!" * 78)
 
         source_dir = Path(resources.get("metadata", {}).get("path") or ".")
         scratch = Path(tempfile.mkdtemp(prefix="gradekit-"))
@@ -461,6 +485,7 @@ class JudgedExecute(Execute):
                 verdicts = self._integrity(verdicts, findings)
             record = {"mode": self.sandbox, "peak_memory_bytes": sandbox.peak_memory, "stopped": sandbox.reason,
                       "seconds": round(time.monotonic() - sandbox.started, 2) if sandbox.started else None,
+                      "cpu_seconds": sandbox.cpu_seconds if sandbox.started else None,
                       "uid": sandbox.uid, "gpu": sandbox.gpu_device, "survivors": survivors,
                       "kernel_error": f"{type(error).__name__}: {error}"[:300] if error else None,
                       "truncated_cells": sorted(run["truncated"])}
@@ -487,11 +512,17 @@ class JudgedExecute(Execute):
                        if stopped == "out of memory" else
                        f"the notebook ran past its time limit ({self.notebook_timeout} s) and was stopped")
                 verdict.status = _STOPPED[stopped]
-                verdict.lines = verdict.lines + [f"  ({why})"]
+                if not verdict.groups:  # nothing was recorded: say why, not "died" or "did not run"
+                    verdict.lines = [f"{name}: not graded, {why} before this test finished."]
+                else:
+                    verdict.lines = verdict.lines + [f"  ({why})"]
             elif name in run["cell_timeouts"]:
                 verdict.status = "timeout"
-                verdict.lines = verdict.lines + [
-                    f"  (its test cell ran past the time limit of {self.timeout} s and was interrupted)"]
+                why = f"its test cell ran past the time limit of {self.timeout} s and was interrupted"
+                if verdict.groups:  # some results were recorded and judged
+                    verdict.lines = verdict.lines + [f"  ({why})"]
+                else:
+                    verdict.lines = [f"{name}: not graded, {why} (an infinite loop, or far too slow)."]
             elif verdict.status == "missing" and error is not None and name not in run["ran"]:
                 verdict.status = "kernel died"
         return verdicts

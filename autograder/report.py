@@ -68,14 +68,40 @@ def results(course: Path, assignments: list[str]) -> tuple[list[str], dict[tuple
     return students, table
 
 
+def unsandboxed(course: Path, assignments: list[str]) -> list[str]:
+    """``student/assignment`` of every autograded notebook whose kernel ran without a sandbox."""
+    found = []
+    for assignment in assignments:
+        for path in sorted((Path(course) / "autograded").glob(f"*/{assignment}/*.ipynb")):
+            try:
+                meta = nbformat.read(path, as_version=4).metadata.get("gradekit", {})
+            except Exception:  # noqa: BLE001
+                continue
+            if (meta.get("sandbox") or {}).get("mode") == "none":
+                found.append(f"{path.parent.parent.name}/{assignment}")
+    return found
+
+
 def class_table(course: Path, assignments: list[str]) -> str:
-    """A plain-text table: one row per problem, one column per student."""
+    """A plain-text table: one row per problem, one column per student.
+
+    Opens with a warning when any notebook was graded without the sandbox.
+    """
     students, table = results(course, assignments)
     if not table:
         return "(nothing graded yet)"
+    warning = []
+    bare = unsandboxed(course, assignments)
+    if bare:
+        warning = ["!" * 78,
+                   f"WARNING: {len(bare)} notebook(s) were graded WITHOUT A SANDBOX "
+                   "(JudgedExecute.sandbox = 'none'):",
+                   "  their code could read solutions, hidden tests and the gradebook: " + ", ".join(bare[:6])
+                   + (" ..." if len(bare) > 6 else ""),
+                   "!" * 78]
     name_width = max(len(re.sub(r"^test_", "", gid)) for _, gid in table) + 8
     col = max(16, max(len(s) for s in students) + 2)
-    lines = ["problem".ljust(name_width) + "".join(s.rjust(col) for s in students)]
+    lines = warning + ["problem".ljust(name_width) + "".join(s.rjust(col) for s in students)]
     totals = {s: [0.0, 0.0] for s in students}
     current = None
     for (assignment, grade_id), row in table.items():

@@ -188,6 +188,20 @@ def _memory(pid: int) -> int:
         return 0
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> tuple[int, float] | None:
+    """(start time, CPU time (user + system) used so far) of ``pid`` itself, or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        fields = data[data.rfind(b")") + 2:].split()
+        return int(fields[19]), (int(fields[11]) + int(fields[12])) / _TICKS
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _kill(pids) -> None:
     for pid in pids:
         try:
@@ -315,6 +329,7 @@ class Sandbox:
         self._locks: list[_FileLock] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._cpu: dict[tuple[int, int], float] = {}
         self.root = os.geteuid() == 0
 
     # ---------------------------------------------------------------- set-up
@@ -512,7 +527,22 @@ class Sandbox:
         return ([self.process.pid] if self.process.pid in table else []) + pids
 
     def memory_used(self) -> int:
-        return sum(_memory(pid) for pid in self.processes())
+        pids = self.processes()
+        self._sample_cpu(pids)
+        return sum(_memory(pid) for pid in pids)
+
+    def _sample_cpu(self, pids) -> None:
+        for pid in pids:
+            sample = _cpu_seconds(pid)
+            if sample is not None:
+                key = (pid, sample[0])  # a pid may be reused: keyed by its start time too
+                self._cpu[key] = max(self._cpu.get(key, 0.0), sample[1])
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time used by the sandbox's processes (sampled with the memory; a process
+        that lived less than a sampling interval may be missed)."""
+        return round(sum(self._cpu.values()), 2)
 
     def kernel_pid(self) -> int | None:
         """Host pid of the kernel process (the first process started in the sandbox)."""
@@ -566,6 +596,7 @@ class Sandbox:
         self._stop.set()
         survivors: list[int] = []
         if self.process is not None:
+            self._sample_cpu(self.processes())
             if self.process.poll() is None or self.processes():
                 self.kill()
             deadline = time.monotonic() + 5
@@ -673,3 +704,8 @@ class SandboxedKernelManager(AsyncKernelManager):
                     pass
                 return
         await super()._async_interrupt_kernel()
+
+    # AsyncKernelManager binds interrupt_kernel to KernelManager._async_interrupt_kernel
+    # itself, which would bypass the override above (and SIGINT the whole process group:
+    # bwrap dies of it and takes the kernel along, a "kernel died" instead of a timeout).
+    interrupt_kernel = _async_interrupt_kernel

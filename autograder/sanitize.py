@@ -19,10 +19,13 @@ Three pieces, used by ``course/nbgrader_config.py``:
   ``gradekit.capture`` call; a missing test cell or locked cell is re-inserted from
   the gradebook (after the cell that defines its problem); a test cell that comes
   before the definition it tests is moved after it; student code typed into a test
-  cell is kept in a cell of its own before it; calls to ``gradekit.capture`` in the
-  student's own cells are removed. ``OverwriteCells`` then restores the source of
-  every locked cell. What was changed goes to ``nb.metadata["gradekit_sanitize"]``,
-  which the executor copies into each problem's feedback.
+  cell is kept in a cell of its own before it; the lines of a test cell merged into
+  a student's cell are taken out of it (the test runs from its own cell, after the
+  definitions kept there); statements that import or call ``gradekit`` in the
+  student's own cells are removed (found with the parser: strings and docstrings
+  stay). ``OverwriteCells`` then restores the source of every locked cell. What was
+  changed goes to ``nb.metadata["gradekit_sanitize"]``, which the executor copies
+  into each problem's feedback.
 - :func:`integrity_findings`: a static scan of the student's code cells for the
   constructs that can reach the grader's machinery inside the kernel (frames and
   the garbage collector, ``ctypes``, ``importlib``/``eval``/computed ``getattr``,
@@ -282,6 +285,7 @@ class SanitizeCells(NbGraderPreprocessor):
         self._deduplicate(nb, known, notes)
         self._reclaim(nb, known, notes)
         self._split_code_out_of_tests(nb, known, notes)
+        self._take_out_merged_tests(nb, known, notes)
         self._strip_capture_calls(nb, known, notes)
         self._insert_missing(nb, known, source_order, notes)
         self._order_tests(nb, known, notes)
@@ -407,6 +411,39 @@ class SanitizeCells(NbGraderPreprocessor):
             cells.append(cell)
         nb.cells = cells
 
+    def _take_out_merged_tests(self, nb, known, notes):
+        """A test cell merged into one of the student's cells: its lines are taken out.
+
+        The test itself runs from its own (restored) cell after the definitions; left
+        in the student's cell, its visible checks (which may call the very built-in the
+        student must not use) would count as the student's code.
+        """
+        tests = []
+        for info in known.values():
+            if not info["test"]:
+                continue
+            # The whole test (hidden part included), else its visible part when that is
+            # specific enough (two lines of code or more) not to match ordinary code.
+            for block, least in ((info["source"], 1), (HIDDEN_BLOCK_RE.sub("", info["source"]), 2)):
+                lines = [line.rstrip() for line in block.strip("\n").splitlines()]
+                while lines and not lines[-1].strip():
+                    lines.pop()
+                if sum(1 for line in lines if line.strip() and not line.lstrip().startswith("#")) >= least:
+                    tests.append((info["name"], lines))
+        for i, cell in enumerate(nb.cells):
+            md = _nbgrader(cell)
+            if cell.cell_type != "code" or (md and known[md["grade_id"]]["test"]):
+                continue
+            for gid, block in tests:
+                lines = cell.source.splitlines()
+                stripped = [line.rstrip() for line in lines]
+                at = _find_run(stripped, block)
+                if at is None:
+                    continue
+                cell.source = "\n".join(lines[:at] + lines[at + len(block):]).strip("\n") + "\n"
+                notes.append(f"cell {i + 1}: the test cell {gid} had been merged into it: the test's lines "
+                             "were taken out (the test runs from its own cell)")
+
     def _strip_capture_calls(self, nb, known, notes):
         for i, cell in enumerate(nb.cells):
             md = _nbgrader(cell)
@@ -415,7 +452,7 @@ class SanitizeCells(NbGraderPreprocessor):
             if "gradekit" not in cell.source and "BEGIN HIDDEN TESTS" not in cell.source:
                 continue
             source = HIDDEN_BLOCK_RE.sub("", cell.source)
-            source = CAPTURE_LINE_RE.sub("", source)
+            source = strip_gradekit_statements(source)
             if source != cell.source:
                 cell.source = source
                 notes.append(f"cell {i + 1}: lines that call the grader (gradekit) were removed from your own cell")
@@ -472,6 +509,60 @@ class SanitizeCells(NbGraderPreprocessor):
                     notes.append(f"the test cell {md['grade_id']} came before the code it tests: it now runs after it")
                     moved = True
                     break
+
+
+def _mentions_gradekit(node) -> bool:
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and sub.id == "gradekit":
+            return True
+        if isinstance(sub, ast.Import) and any(a.name.split(".")[0] == "gradekit" for a in sub.names):
+            return True
+        if isinstance(sub, ast.ImportFrom) and (sub.module or "").split(".")[0] == "gradekit" and not sub.level:
+            return True
+    return False
+
+
+def strip_gradekit_statements(source: str) -> str:
+    """``source`` without the statements that import or call gradekit.
+
+    Statements are found with the parser, so a docstring or a string that mentions
+    gradekit stays (and the code stays valid); a removed statement inside a block
+    becomes ``pass``. Code that does not parse loses every line naming gradekit.
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError):
+        return CAPTURE_LINE_RE.sub("", source)
+    drop: dict[int, int] = {}  # first line -> last line of each removed statement
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt) and not hasattr(node, "body") and _mentions_gradekit(node):
+            drop[node.lineno] = max(drop.get(node.lineno, 0), node.end_lineno or node.lineno)
+    if not drop:
+        return source
+    lines = source.splitlines(keepends=True)
+    out, skip_to = [], 0
+    for number, line in enumerate(lines, start=1):
+        if number <= skip_to:
+            continue
+        if number in drop:
+            skip_to = drop[number]
+            indent = line[:len(line) - len(line.lstrip())]
+            if indent:  # inside a block: keep it a valid block
+                out.append(f"{indent}pass\n")
+            continue
+        out.append(line)
+    return "".join(out)
+
+
+def _find_run(lines: list[str], block: list[str]) -> int | None:
+    """Index where ``block`` occurs as consecutive lines of ``lines`` (or None)."""
+    n = len(block)
+    if not n or n > len(lines):
+        return None
+    for start in range(len(lines) - n + 1):
+        if lines[start:start + n] == block:
+            return start
+    return None
 
 
 def _nbgrader_test(cell, known) -> bool:
@@ -556,6 +647,57 @@ FORBIDDEN_STRINGS = ("gradekit", "DisableTorch", "_disable_current_modes", "_pyt
                      "__globals__", "__builtins__", "__subclasses__", "f_locals", "f_back", "showtraceback")
 
 
+def _const_str(node, depth: int = 0) -> str | None:
+    """The value of a string expression built from constants only (``"grade" + "kit"``,
+    ``f"{'grade'}kit"``, ``"".join(["grade", "kit"])``), else None."""
+    if depth > 50:
+        return None
+    if isinstance(node, ast.Constant):
+        return node.value if isinstance(node.value, str) else None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _const_str(node.left, depth + 1), _const_str(node.right, depth + 1)
+        return None if left is None or right is None or len(left) + len(right) > 10000 else left + right
+    if isinstance(node, ast.JoinedStr):
+        parts = []
+        for value in node.values:
+            inner = value.value if isinstance(value, ast.FormattedValue) else value
+            if isinstance(value, ast.FormattedValue) and (value.conversion != -1 or value.format_spec):
+                return None
+            text = _const_str(inner, depth + 1)
+            if text is None:
+                return None
+            parts.append(text)
+        return "".join(parts)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "join" \
+            and len(node.args) == 1 and not node.keywords and isinstance(node.args[0], (ast.List, ast.Tuple)):
+        sep = _const_str(node.func.value, depth + 1)
+        parts = [_const_str(e, depth + 1) for e in node.args[0].elts]
+        if sep is None or any(p is None for p in parts):
+            return None
+        return sep.join(parts)
+    return None
+
+
+def _imported_name(node) -> str | None:
+    """``importlib.import_module("x.y")`` / ``import_module(...)`` / ``__import__("x.y", fromlist=...)``
+    with a constant (or constant-built) name: the module it returns."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return None
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+    if name not in ("import_module", "__import__"):
+        return None
+    module = _const_str(node.args[0])
+    if not module:
+        return None
+    if name == "__import__":
+        fromlist = node.args[3] if len(node.args) > 3 else next(
+            (k.value for k in node.keywords if k.arg == "fromlist"), None)
+        if fromlist is None or (isinstance(fromlist, (ast.List, ast.Tuple)) and not fromlist.elts):
+            return module.split(".")[0]
+    return module
+
+
 def _dotted(node) -> list[str] | None:
     parts = []
     while isinstance(node, ast.Attribute):
@@ -629,6 +771,24 @@ class _Scanner(ast.NodeVisitor):
         parts = _dotted(node)
         if parts and parts[0] in self.aliases:
             self.check_path(node, self.resolve(parts))
+        self.generic_visit(node)
+
+    def visit_BinOp(self, node):
+        built = _const_str(node) if isinstance(node.op, ast.Add) else None
+        if built is not None:
+            for text in FORBIDDEN_STRINGS:
+                if text in built:
+                    self.flag(node, f"builds the string {text!r} (the grader's internals)")
+                    return
+        self.generic_visit(node)
+
+    def visit_JoinedStr(self, node):
+        built = _const_str(node)
+        if built is not None:
+            for text in FORBIDDEN_STRINGS:
+                if text in built:
+                    self.flag(node, f"builds the string {text!r} (the grader's internals)")
+                    return
         self.generic_visit(node)
 
     def visit_Constant(self, node):
@@ -753,6 +913,14 @@ def collect_aliases(sources: list[str]) -> dict[str, str]:
                 for alias in node.names:
                     if alias.name != "*":
                         aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                # m = importlib.import_module("pkg.mod"): m names that module.
+                module = _imported_name(node.value)
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if module:
+                    for target in targets:
+                        if isinstance(target, ast.Name):
+                            aliases[target.id] = module
     # Well-known modules are modules whatever the student calls them.
     for name in ("sys", "os", "gc", "inspect", "torch", "numpy", "types", "builtins"):
         aliases.setdefault(name, name)

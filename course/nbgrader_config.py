@@ -66,6 +66,7 @@ c.JudgedExecute.max_processes = 256            # processes + threads
 c.JudgedExecute.notebook_timeout = 3600        # seconds per notebook
 c.JudgedExecute.max_output_bytes = 2**20       # output kept per cell
 c.JudgedExecute.gpu = "auto"                   # a free GPU per notebook, when there is one
+c.JudgedExecute.threads = 1                    # CPU threads per kernel: concurrent kernels never oversubscribe the cores
 
 # Feedback never shows hidden tests (stock nbgrader leaks them, jupyter/nbgrader#917).
 c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]

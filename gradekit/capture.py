@@ -24,7 +24,8 @@ Request kinds (``"proc"``)
 - ``module``: build ``cls(*args, **kwargs)``, report facts (parameter count,
   ``state_dict`` shapes, submodule types), optionally load a ``state_dict``
   (``strict=True``) and run forward on ``inputs``.
-- ``timing``: median wall time of ``fn`` and of a PyTorch baseline on the same input.
+- ``timing``: median wall time of ``fn`` and of a PyTorch baseline on the same input,
+  with what ``fn`` returned (a fast function must also be right to pass).
 - ``train``: build a model with a student factory, train it with a fixed loop on the
   given data and return its logits on held-out inputs (the labels never come here).
 
@@ -275,7 +276,8 @@ def proc_timing(request, namespace, reader, writer):  # noqa: ARG001
     if not reader.device.startswith("cuda"):
         torch.set_num_threads(1)
     try:
-        _stage("call", fn, *args, **kwargs)  # warm-up
+        out = _stage("call", fn, *args, **kwargs)  # warm-up; its result is checked too
+        value = writer.encode(out)
         baseline(*args, **kwargs)
         student_times, baseline_times = [], []
         with torch.no_grad():
@@ -284,7 +286,8 @@ def proc_timing(request, namespace, reader, writer):  # noqa: ARG001
                 baseline_times.append(clock(baseline))
     finally:
         torch.set_num_threads(threads)
-    return {"student_s": statistics.median(student_times), "baseline_s": statistics.median(baseline_times)}
+    return {"student_s": statistics.median(student_times), "baseline_s": statistics.median(baseline_times),
+            "value": value}
 
 
 def proc_train(request, namespace, reader, writer):

@@ -8,10 +8,14 @@ PYTHON=${PYTHON:-python3}
 
 # bubblewrap sandboxes the student's kernel during grading.
 if ! command -v bwrap >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    SUDO=""
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        SUDO="sudo -n"
+    fi
+    if { [ "$(id -u)" = 0 ] || [ -n "$SUDO" ]; } && command -v apt-get >/dev/null 2>&1; then
         echo "installing bubblewrap (apt-get)"
-        apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+        $SUDO apt-get update -qq >/dev/null
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
     else
         echo "warning: bubblewrap (bwrap) is not installed; grading will refuse to run" \
              "unless unsandboxed grading is allowed (see README). Install it with:" \

@@ -58,16 +58,22 @@ def test_source_notebook_executes_top_to_bottom(assignment, tmp_path):
 
 
 def _solution_bodies(assignment: str) -> list[str]:
-    """Code lines inside the solution regions of the references (long enough to be telling)."""
+    """Code lines inside the solution regions of the references (long enough to be telling).
+
+    A line that the released part of the same definition already states (a formula
+    in the docstring, say) is public on purpose and not counted.
+    """
     bodies = []
     for source in reference_definitions(assignment).values():
+        public = source.split("### BEGIN SOLUTION", 1)[0]
         inside = False
         for line in source.splitlines():
             if "### BEGIN SOLUTION" in line:
                 inside = True
             elif "### END SOLUTION" in line:
                 inside = False
-            elif inside and len(line.strip()) > 25 and not line.strip().startswith("#"):
+            elif inside and len(line.strip()) > 25 and not line.strip().startswith("#") \
+                    and line.strip() not in public:
                 bodies.append(line.strip())
     return bodies
 

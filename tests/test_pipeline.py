@@ -149,6 +149,10 @@ def test_autograded_notebook_scores_are_the_judges(graded):
 def test_serial_grading_of_one_student_gives_the_same_grades(graded, tmp_path):
     root, _, _, table = graded
     alone = make_course(tmp_path / "alone", [A])
+    # Each notebook is graded with a fresh random seed; to compare, the same seed.
+    graded_nb = nbformat.read(root / "autograded" / "partial" / A / f"{A}.ipynb", as_version=4)
+    with open(alone / "nbgrader_config.py", "a") as config:
+        config.write(f"\nc.JudgedExecute.seed = {int(graded_nb.metadata['gradekit']['seed'])}\n")
     src = root / "submitted" / "partial" / A / f"{A}.ipynb"
     submit(alone, "partial", A, nbformat.read(src, as_version=4))
     result = grade_class(alone, A, progress=False)

@@ -444,6 +444,12 @@ class Conv2d(Problem):
         label = "conv2d on x (8, 16, 32, 32), 32 filters 3x3, padding=1, timed against F.conv2d"
 
         def check(outcome: Outcome):
+            # Speed only counts for a right answer: a fast object that is not the output
+            # (or a wrong tensor) never passes this group.
+            expected = ref.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=1).numpy()
+            msg = check_tensor(outcome.get("value"), expected, "the output")
+            if msg:
+                return f"{label}: {msg}"
             ratio = outcome.student_s / max(outcome.baseline_s, 1e-9)
             if ratio > 25:
                 return f"{label}: {ratio:.0f}x slower than F.conv2d (the bound is 25x)"

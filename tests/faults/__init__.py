@@ -1,0 +1,1 @@
+"""Damaged and runaway submissions for the hardening tests (see harness.py)."""

@@ -1,0 +1,13 @@
+"""Builds the fused conv without the original stride, padding and dilation."""
+import torch
+import torch.nn as nn
+
+
+def fuse_conv_bn(conv, bn):
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, groups=conv.groups, bias=True)
+    with torch.no_grad():
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        b = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+        fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
+        fused.bias.copy_((b - bn.running_mean) * scale + bn.bias)
+    return fused

@@ -1,0 +1,14 @@
+"""Applies the bias but forgets to multiply by the weight."""
+import torch
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    dims = tuple(range(x.dim() - len(normalized_shape), x.dim()))
+    mean = x.mean(dim=dims, keepdim=True)
+    var = x.var(dim=dims, unbiased=False, keepdim=True)
+    out = (x - mean) / torch.sqrt(var + eps)
+    if bias is not None:
+        out = out + bias
+    return out
