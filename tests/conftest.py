@@ -6,6 +6,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 from autograder.classgrade import nbgrader
 from autograder.notebooks import COURSE, source_notebook
@@ -41,3 +42,17 @@ def submit(root: Path, student: str, assignment: str, nb=None, raw: bytes | None
 @pytest.fixture(scope="session")
 def have_w1() -> bool:
     return source_notebook("w1_conv_arithmetic").exists()
+
+
+@pytest.fixture
+def one_thread():
+    """Grade with one intra-op thread, as a grading kernel does (``JudgedExecute.threads``).
+
+    With several OpenMP threads on a busy machine (other kernels, other tests) the
+    F.conv2d baseline of a speed check, and small training runs, slow down far more
+    than a Python loop does.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

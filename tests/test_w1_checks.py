@@ -5,55 +5,24 @@ each file defines ``<name>`` with one plausible student mistake.
 """
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import re
 import time
-from pathlib import Path
 
 import pytest
-import torch
 
 from autograder.checks import problems_for
 from autograder.checks.w1_conv_arithmetic import PROBLEMS, check_profile
 from autograder.local import grade_namespace
 from solutions import w1_conv_arithmetic as ref
 
+from .corpus import BAN_TEXT, corpus, is_ban, load, solution_lines, stub
+
 ASSIGNMENT = "w1_conv_arithmetic"
 NAMES = ["conv_output_size", "conv_transpose_output_size", "same_padding", "conv_params", "conv_macs",
          "receptive_field", "conv2d", "max_pool2d", "compose_convs", "profile_model"]
-CORPUS = sorted((Path(__file__).parent / "wrong" / ASSIGNMENT).glob("*.py"))
-#: Corpus files whose mistake is calling a built-in the problem forbids.
-BAN_MARKERS = ("calls_", "getattr", "by_name")
-BAN_TEXT = "a built-in this problem asks you to implement yourself"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Grade with one intra-op thread, as a grading kernel should time code.
-
-    With several OpenMP threads on a busy machine (other kernels, other tests) the
-    F.conv2d baseline of the speed check slows down far more than a Python loop
-    does, and the 25x bound stops meaning anything.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(f"w1_wrong_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _solution_lines(name: str) -> list[str]:
-    """The reference's solution code lines long enough to be recognisable."""
-    source = inspect.getsource(getattr(ref, name))
-    body = source.split("### BEGIN SOLUTION", 1)[1].split("### END SOLUTION", 1)[0]
-    return [line.strip() for line in body.splitlines() if len(line.strip()) >= 20]
+CORPUS = corpus(ASSIGNMENT)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_problems_follow_the_spec_order():
@@ -89,7 +58,7 @@ def test_corpus_covers_every_name():
 def test_wrong_implementation_loses_points(path):
     name = path.stem.split("__")[0]
     text = path.read_text()
-    module = _load(path)
+    module = load(path)
     assert (module.__doc__ or "").strip(), f"{path.name} needs a one-line docstring naming the mistake"
     verdict = grade_namespace(ASSIGNMENT, {name: getattr(module, name)}, names=[name], seed=11,
                               sources=[text])[name]
@@ -98,9 +67,9 @@ def test_wrong_implementation_loses_points(path):
     assert verdict.fraction < 1.0, message
     assert verdict.status != "passed"
     assert message.strip() and len(verdict.lines) >= 1
-    for line in _solution_lines(name):
+    for line in solution_lines(ref, name):
         assert line not in message, f"the message shows the reference's code: {line!r}"
-    if any(marker in path.stem for marker in BAN_MARKERS):
+    if is_ban(path):
         assert verdict.fraction == 0.0 and BAN_TEXT in message, message
     else:
         # The mistake itself is what fails: a group fails with a message, not the ban.
@@ -109,16 +78,8 @@ def test_wrong_implementation_loses_points(path):
         assert "FAIL" in message
 
 
-def _stub(name: str):
-    def stub(*args, **kwargs):
-        raise NotImplementedError
-
-    stub.__name__ = name
-    return stub
-
-
 def test_blank_stubs_score_zero():
-    namespace = {name: _stub(name) for name in NAMES}
+    namespace = {name: stub(name) for name in NAMES}
     sources = [f"def {name}(*args, **kwargs):\n    raise NotImplementedError\n" for name in NAMES]
     verdicts = grade_namespace(ASSIGNMENT, namespace, seed=3, sources=sources)
     for name in NAMES:
@@ -163,7 +124,7 @@ def test_profile_messages_do_not_reveal_counts():
 
 def test_hints_do_not_state_reference_code():
     for problem in PROBLEMS:
-        lines = _solution_lines(problem.name)
+        lines = solution_lines(ref, problem.name)
         for hint in problem.hints.values():
             assert not any(line in hint for line in lines), (problem.name, hint)
             assert not re.search(r"return\s", hint)

@@ -5,26 +5,23 @@ each file defines ``<name>`` with one plausible student mistake.
 """
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import re
 import time
-from pathlib import Path
 
 import pytest
-import torch
 
 from autograder.checks import problems_for
 from autograder.checks.w2_normalization import PROBLEMS, TRAIN_ACCURACY, TRAIN_BUDGET
 from autograder.local import grade_namespace
 from solutions import w2_normalization as ref
 
+from .corpus import BAN_TEXT, corpus, is_ban, load, solution_lines, stub
+
 ASSIGNMENT = "w2_normalization"
 NAMES = ["batch_norm", "layer_norm", "instance_norm", "group_norm", "fuse_conv_bn", "make_cnn"]
-CORPUS = sorted((Path(__file__).parent / "wrong" / ASSIGNMENT).glob("*.py"))
-#: Corpus files whose mistake is calling a built-in the problem forbids.
-BAN_MARKERS = ("calls_", "getattr", "by_name")
-BAN_TEXT = "a built-in this problem asks you to implement yourself"
+CORPUS = corpus(ASSIGNMENT)
+pytestmark = pytest.mark.usefixtures("one_thread")
 #: Classic mistakes the corpus must hold, and what the message says when the
 #: judge recognises the mistake (it names what the student did, never the answer).
 DIAGNOSED = {
@@ -56,29 +53,6 @@ DIAGNOSED = {
     "make_cnn__batch_stats_in_eval": "running statistics",
     "make_cnn__global_pool_one_pixel": "below the",
 }
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Grade with one intra-op thread, as on a grading machine that runs one kernel per core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(f"w2_wrong_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _solution_lines(name: str) -> list[str]:
-    """The reference's solution code lines long enough to be recognisable."""
-    source = inspect.getsource(getattr(ref, name))
-    body = source.split("### BEGIN SOLUTION", 1)[1].split("### END SOLUTION", 1)[0]
-    return [line.strip() for line in body.splitlines() if len(line.strip()) >= 20]
 
 
 def test_problems_follow_the_spec_order():
@@ -118,7 +92,7 @@ def test_corpus_covers_every_name():
         name = path.stem.split("__")[0]
         assert name in counts, f"{path.name} does not start with a graded name"
         counts[name] += 1
-        mistakes[name] += not any(marker in path.stem for marker in BAN_MARKERS)
+        mistakes[name] += not is_ban(path)
     assert all(n >= 3 for n in counts.values()), counts
     assert all(n >= 3 for n in mistakes.values()), mistakes
     stems = {path.stem for path in CORPUS}
@@ -130,7 +104,7 @@ def test_corpus_covers_every_name():
 def test_wrong_implementation_loses_points(path):
     name = path.stem.split("__")[0]
     text = path.read_text()
-    module = _load(path)
+    module = load(path)
     assert (module.__doc__ or "").strip(), f"{path.name} needs a one-line docstring naming the mistake"
     assert len(module.__doc__.strip().splitlines()) == 1, f"{path.name}: the docstring should be one line"
     verdict = grade_namespace(ASSIGNMENT, {name: getattr(module, name)}, names=[name], seed=11,
@@ -140,9 +114,9 @@ def test_wrong_implementation_loses_points(path):
     assert verdict.fraction < 1.0, message
     assert verdict.status != "passed"
     assert message.strip() and len(verdict.lines) >= 1
-    for line in _solution_lines(name):
+    for line in solution_lines(ref, name):
         assert line not in message, f"the message shows the reference's code: {line!r}"
-    if any(marker in path.stem for marker in BAN_MARKERS):
+    if is_ban(path):
         assert verdict.fraction == 0.0 and BAN_TEXT in message, message
     else:
         # The mistake itself is what fails: a group fails with a message, not the ban.
@@ -153,16 +127,8 @@ def test_wrong_implementation_loses_points(path):
         assert DIAGNOSED[path.stem] in message, message
 
 
-def _stub(name: str):
-    def stub(*args, **kwargs):
-        raise NotImplementedError
-
-    stub.__name__ = name
-    return stub
-
-
 def test_blank_stubs_score_zero():
-    namespace = {name: _stub(name) for name in NAMES}
+    namespace = {name: stub(name) for name in NAMES}
     sources = [f"def {name}(*args, **kwargs):\n    raise NotImplementedError\n" for name in NAMES]
     verdicts = grade_namespace(ASSIGNMENT, namespace, seed=3, sources=sources)
     for name in NAMES:
@@ -188,7 +154,7 @@ def test_every_group_has_a_hint():
 
 def test_hints_do_not_state_reference_code():
     for problem in PROBLEMS:
-        lines = _solution_lines(problem.name)
+        lines = solution_lines(ref, problem.name)
         for hint in problem.hints.values():
             assert not any(line in hint for line in lines), (problem.name, hint)
             assert not re.search(r"return\s", hint)
