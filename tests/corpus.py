@@ -41,6 +41,37 @@ def solution_lines(reference_module, name: str) -> list[str]:
     return [line.strip() for line in body.splitlines() if len(line.strip()) >= 20]
 
 
+def grade_wrong(assignment: str, path: Path, reference_module) -> str:
+    """Grade one corpus file in process and assert that it loses points the right way.
+
+    Every file needs a docstring naming its mistake; the message never shows the
+    reference's code; a ban file scores 0 with the ban message, any other file fails
+    a check group with a message (not the ban). Returns the message.
+    """
+    from autograder.local import grade_namespace
+
+    name = path.stem.split("__")[0]
+    module = load(path)
+    assert (module.__doc__ or "").strip(), f"{path.name} needs a one-line docstring naming the mistake"
+    verdict = grade_namespace(assignment, {name: getattr(module, name)}, names=[name], seed=11,
+                              sources=[path.read_text()])[name]
+    message = "\n".join(verdict.lines)
+    print(message)
+    assert verdict.fraction < 1.0, message
+    assert verdict.status != "passed"
+    assert message.strip() and len(verdict.lines) >= 1
+    for line in solution_lines(reference_module, name):
+        assert line not in message, f"the message shows the reference's code: {line!r}"
+    if is_ban(path):
+        assert verdict.fraction == 0.0 and BAN_TEXT in message, message
+    else:
+        # The mistake itself is what fails: a group fails with a message, not the ban.
+        assert BAN_TEXT not in message, message
+        assert any(not ok for ok in verdict.groups.values())
+        assert "FAIL" in message
+    return message
+
+
 def stub(name: str):
     """A blank release's definition: raises NotImplementedError."""
     def fn(*args, **kwargs):

@@ -16,7 +16,7 @@ from autograder.checks.w1_conv_arithmetic import PROBLEMS, check_profile
 from autograder.local import grade_namespace
 from solutions import w1_conv_arithmetic as ref
 
-from .corpus import BAN_TEXT, corpus, is_ban, load, solution_lines, stub
+from .corpus import corpus, grade_wrong, solution_lines, stub
 
 ASSIGNMENT = "w1_conv_arithmetic"
 NAMES = ["conv_output_size", "conv_transpose_output_size", "same_padding", "conv_params", "conv_macs",
@@ -56,26 +56,7 @@ def test_corpus_covers_every_name():
 
 @pytest.mark.parametrize("path", CORPUS, ids=[p.stem for p in CORPUS])
 def test_wrong_implementation_loses_points(path):
-    name = path.stem.split("__")[0]
-    text = path.read_text()
-    module = load(path)
-    assert (module.__doc__ or "").strip(), f"{path.name} needs a one-line docstring naming the mistake"
-    verdict = grade_namespace(ASSIGNMENT, {name: getattr(module, name)}, names=[name], seed=11,
-                              sources=[text])[name]
-    message = "\n".join(verdict.lines)
-    print(message)
-    assert verdict.fraction < 1.0, message
-    assert verdict.status != "passed"
-    assert message.strip() and len(verdict.lines) >= 1
-    for line in solution_lines(ref, name):
-        assert line not in message, f"the message shows the reference's code: {line!r}"
-    if is_ban(path):
-        assert verdict.fraction == 0.0 and BAN_TEXT in message, message
-    else:
-        # The mistake itself is what fails: a group fails with a message, not the ban.
-        assert BAN_TEXT not in message, message
-        assert any(not ok for ok in verdict.groups.values())
-        assert "FAIL" in message
+    grade_wrong(ASSIGNMENT, path, ref)
 
 
 def test_blank_stubs_score_zero():

@@ -16,7 +16,7 @@ from autograder.checks.w2_normalization import PROBLEMS, TRAIN_ACCURACY, TRAIN_B
 from autograder.local import grade_namespace
 from solutions import w2_normalization as ref
 
-from .corpus import BAN_TEXT, corpus, is_ban, load, solution_lines, stub
+from .corpus import corpus, grade_wrong, is_ban, load, solution_lines, stub
 
 ASSIGNMENT = "w2_normalization"
 NAMES = ["batch_norm", "layer_norm", "instance_norm", "group_norm", "fuse_conv_bn", "make_cnn"]
@@ -102,27 +102,9 @@ def test_corpus_covers_every_name():
 @pytest.mark.filterwarnings("ignore:var\\(\\).*degrees of freedom:UserWarning")
 @pytest.mark.parametrize("path", CORPUS, ids=[p.stem for p in CORPUS])
 def test_wrong_implementation_loses_points(path):
-    name = path.stem.split("__")[0]
-    text = path.read_text()
-    module = load(path)
-    assert (module.__doc__ or "").strip(), f"{path.name} needs a one-line docstring naming the mistake"
-    assert len(module.__doc__.strip().splitlines()) == 1, f"{path.name}: the docstring should be one line"
-    verdict = grade_namespace(ASSIGNMENT, {name: getattr(module, name)}, names=[name], seed=11,
-                              sources=[text])[name]
-    message = "\n".join(verdict.lines)
-    print(message)
-    assert verdict.fraction < 1.0, message
-    assert verdict.status != "passed"
-    assert message.strip() and len(verdict.lines) >= 1
-    for line in solution_lines(ref, name):
-        assert line not in message, f"the message shows the reference's code: {line!r}"
-    if is_ban(path):
-        assert verdict.fraction == 0.0 and BAN_TEXT in message, message
-    else:
-        # The mistake itself is what fails: a group fails with a message, not the ban.
-        assert BAN_TEXT not in message, message
-        assert any(not ok for ok in verdict.groups.values())
-        assert "FAIL" in message
+    doc = (load(path).__doc__ or "").strip()
+    assert len(doc.splitlines()) == 1, f"{path.name}: the docstring should be one line"
+    message = grade_wrong(ASSIGNMENT, path, ref)
     if path.stem in DIAGNOSED:
         assert DIAGNOSED[path.stem] in message, message
 
