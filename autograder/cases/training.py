@@ -1,0 +1,380 @@
+"""Training smoke tests: a recipe the kernel runs, a verdict the judge computes.
+
+A training case names the models (a student's factory or class: :func:`student`;
+or a module the judge specifies: :func:`fixed`), a recipe of
+:mod:`gradekit.training` (``classify``, ``distill``, ``transfer``, ``segment``), the
+data and a :class:`Budget`. The kernel trains on CUDA when it sees a GPU, else on
+the CPU within ``Budget.seconds``, and returns numbers only: loss curves, final
+training losses, logits or predicted labels on the evaluation inputs, the device
+and the seconds. The labels of the evaluation data stay here, in the verdict.
+
+``check`` decodes the record into a :class:`TrainingResult`, answers a message when
+something is missing, malformed or non-finite, and otherwise hands the result to
+the problem's ``verdict`` (``None`` when it passes, else what the student's model
+reached and the bar), for example::
+
+    digits = coursedata.digits()
+    training_case("trains", "make_cnn('batch') on the digits", "classify",
+                  {"model": student("make_cnn", "batch")},
+                  {"x_train": digits.x_train, "y_train": digits.y_train, "x_eval": digits.x_test},
+                  Budget(epochs=3), accuracy_at_least(digits.y_test, 0.80))
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from gradekit.codec import ModuleSpec
+
+from ..compare import describe, fmt_shape
+from ..problem import Case, Outcome
+
+IGNORE_INDEX = 255
+RECIPES = ("classify", "distill", "transfer", "segment")
+#: Data each recipe needs (more keys may be sent, but never labels of evaluation data).
+REQUIRED_DATA = {"classify": ("x_train", "y_train", "x_eval"), "distill": ("x_train", "y_train", "x_eval"),
+                 "transfer": ("x_pre", "y_pre", "x_train", "y_train", "x_eval"),
+                 "segment": ("x_train", "y_train", "x_eval")}
+#: Labels the kernel may see: training labels only.
+TRAINING_LABELS = ("y_train", "y_pre")
+#: Recipe options passed on to the kernel (see gradekit.training).
+OPTIONS = {"loss", "teacher", "compare_hard", "pretrain", "variants", "head", "new_kwargs", "freeze",
+           "param_groups", "record_steps", "return_logits", "eval_batch_size", "momentum", "seed"}
+VARIANTS = ("scratch", "frozen", "finetune")
+_OPTIMIZER_NAMES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD with momentum"}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A fixed training budget. ``seconds`` is the time limit of the whole case (all
+    its runs), on the CPU and on a GPU alike."""
+
+    epochs: int
+    optimizer: str = "adam"
+    lr: float = 3e-3
+    batch_size: int = 32
+    weight_decay: float = 0.0
+    seconds: float = 60.0
+
+    def request(self) -> dict:
+        """The budget's fields for the kernel (the time limit travels as ``seconds``)."""
+        return {k: v for k, v in asdict(self).items() if k != "seconds"}
+
+    def describe(self) -> str:
+        text = (f"{self.epochs} epoch{'s' if self.epochs != 1 else ''} of "
+                f"{_OPTIMIZER_NAMES.get(self.optimizer, self.optimizer)}, lr {self.lr:g}, batch {self.batch_size}")
+        if self.weight_decay:
+            text += f", weight decay {self.weight_decay:g}"
+        return text + f", at most {self.seconds:g} s"
+
+
+def student(factory: str, *args, **kwargs) -> dict:
+    """A model built by the student's ``factory(*args, **kwargs)`` (a function or a class)."""
+    return {"factory": str(factory), "args": list(args), "kwargs": dict(kwargs)}
+
+
+def fixed(spec: ModuleSpec) -> dict:
+    """A model the judge specifies (built from torch.nn / torchvision in the kernel)."""
+    if not isinstance(spec, ModuleSpec):
+        raise TypeError("fixed() takes a ModuleSpec")
+    return {"spec": spec}
+
+
+# ------------------------------------------------------------------ results
+@dataclass
+class Run:
+    """One trained model, as the kernel reported it (validated)."""
+
+    history: list[float]
+    train_loss: float | None
+    eval_logits: np.ndarray | None
+    eval_pred: np.ndarray | None
+    seconds: float
+    step_losses: list[float] = field(default_factory=list)
+    #: Recipe facts: ``num_trainable``, ``changed_outside_head``, ``freeze_returned``,
+    #: ``group_lrs``, ``stopped``, ``epochs``.
+    info: dict = field(default_factory=dict)
+
+    def accuracy(self, labels) -> float:
+        return accuracy(self.eval_logits, labels)
+
+    def curve(self) -> str:
+        return ", ".join(f"{h:.3g}" for h in self.history)
+
+
+@dataclass
+class TrainingResult:
+    """What a verdict receives: the device, the seconds and the runs by name."""
+
+    device: str
+    seconds: float
+    runs: dict[str, Run]
+    train_seconds: float | None = None
+    threads: int | None = None
+
+    def where(self) -> str:
+        seconds = self.train_seconds if self.train_seconds is not None else self.seconds
+        return f"trained on {self.device} in {seconds:.1f} s"
+
+
+def accuracy(logits, labels) -> float:
+    """Share of rows whose arg-max is the label."""
+    logits, labels = np.asarray(logits), np.asarray(labels)
+    return float(np.mean(np.argmax(logits, axis=1) == labels))
+
+
+def miou(pred, target, num_classes: int, ignore_index: int = IGNORE_INDEX) -> float:
+    """Mean IoU over classes; a class absent from both prediction and target (NaN) is left out."""
+    pred, target = np.asarray(pred).astype(np.int64).ravel(), np.asarray(target).astype(np.int64).ravel()
+    keep = target != ignore_index
+    pred, target = pred[keep], target[keep]
+    valid = (pred >= 0) & (pred < num_classes)
+    cm = np.bincount(target[valid] * num_classes + pred[valid], minlength=num_classes ** 2)
+    cm = cm.reshape(num_classes, num_classes).astype(np.float64)
+    # Predictions outside 0..K-1 count as wrong for their target class.
+    wrong = np.bincount(target[~valid], minlength=num_classes)[:num_classes].astype(np.float64)
+    inter = np.diag(cm)
+    union = cm.sum(0) + cm.sum(1) - inter + wrong
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, inter / np.where(union > 0, union, 1), np.nan)
+    return float(np.nanmean(iou)) if np.any(~np.isnan(iou)) else float("nan")
+
+
+# ------------------------------------------------------------------ verdicts
+def _named(run: str, result: TrainingResult) -> str:
+    return "" if len(result.runs) == 1 else f"the {run} model: "
+
+
+def accuracy_at_least(labels, bar: float, run: str | None = None) -> Callable[[TrainingResult], str | None]:
+    """Pass when ``run`` (default: the only or the last run) reaches ``bar`` accuracy."""
+    labels = np.asarray(labels)
+
+    def verdict(result: TrainingResult):
+        name = run or list(result.runs)[-1]
+        r = result.runs[name]
+        acc = r.accuracy(labels)
+        if acc >= bar:
+            return None
+        return (f"{_named(name, result)}accuracy {acc:.1%}, below the {bar:.0%} bar "
+                f"(training loss per epoch: {r.curve()})")
+
+    return verdict
+
+
+def miou_at_least(target, num_classes: int, bar: float, run: str | None = None,
+                  ignore_index: int = IGNORE_INDEX) -> Callable[[TrainingResult], str | None]:
+    """Pass when the predicted labels of ``run`` reach ``bar`` mIoU."""
+    target = np.asarray(target)
+
+    def verdict(result: TrainingResult):
+        name = run or list(result.runs)[-1]
+        r = result.runs[name]
+        value = miou(r.eval_pred, target, num_classes, ignore_index)
+        if value >= bar:
+            return None
+        return (f"{_named(name, result)}mIoU {value:.1%}, below the {bar:.0%} bar "
+                f"(training loss per epoch: {r.curve()})")
+
+    return verdict
+
+
+def _loss(value: float | None) -> str:
+    return "(none recorded)" if value is None else f"{value:.4g}"
+
+
+def lower_train_loss(better: str, worse: str, margin: float = 0.0) -> Callable[[TrainingResult], str | None]:
+    """Pass when ``better`` ends with a training loss below ``worse``'s (minus ``margin``)."""
+
+    def verdict(result: TrainingResult):
+        a, b = result.runs[better].train_loss, result.runs[worse].train_loss
+        if a is not None and b is not None and a < b - margin:
+            return None
+        return (f"the {better} model ended with training loss {_loss(a)}, the {worse} one with {_loss(b)}: "
+                f"expected the {better} one lower" + (f" by more than {margin:g}" if margin else ""))
+
+    return verdict
+
+
+def more_accurate(better: str, worse: str, labels, margin: float = 0.0) -> Callable[[TrainingResult], str | None]:
+    """Pass when ``better`` is more accurate on the evaluation data than ``worse`` by more than ``margin``."""
+    labels = np.asarray(labels)
+
+    def verdict(result: TrainingResult):
+        a, b = result.runs[better].accuracy(labels), result.runs[worse].accuracy(labels)
+        if a > b + margin:
+            return None
+        return (f"{better} reached accuracy {a:.1%} and {worse} {b:.1%}: expected {better} ahead"
+                + (f" by more than {margin:.0%}" if margin else ""))
+
+    return verdict
+
+
+def all_of(*verdicts: Callable[[TrainingResult], str | None]) -> Callable[[TrainingResult], str | None]:
+    """The first message of several verdicts (or None when all pass)."""
+
+    def verdict(result: TrainingResult):
+        for v in verdicts:
+            message = v(result)
+            if message:
+                return message
+        return None
+
+    return verdict
+
+
+# ------------------------------------------------------------------ decoding
+def _number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _expected_runs(recipe: str, models: dict, extra: dict) -> list[str]:
+    if recipe == "distill":
+        return ["teacher", "student"] + (["hard"] if extra.get("compare_hard") else [])
+    if recipe == "transfer":
+        return ["pretrain", *extra.get("variants", VARIANTS)]
+    return list(models)
+
+
+def _decode(outcome: Outcome, spec: dict) -> tuple[TrainingResult | None, str | None]:
+    """A validated TrainingResult, or a message saying what is missing or wrong."""
+    device = outcome.get("device")
+    seconds = _number(outcome.get("seconds"))
+    if not isinstance(device, str) or seconds is None:
+        return None, "the kernel did not record the device and the time it trained for"
+    # train_seconds and threads are optional facts (read from the raw record: they
+    # need not be in problem.RECORD_FIELDS).
+    threads = outcome.data.get("threads")
+    partial = TrainingResult(device, seconds, {}, _number(outcome.data.get("train_seconds")),
+                             threads if isinstance(threads, int) and not isinstance(threads, bool) else None)
+    runs_data = outcome.get("runs")
+    if not isinstance(runs_data, dict):
+        return partial, "no training run was recorded"
+    several = len(spec["runs"]) > 1
+    for name in spec["runs"]:
+        who = f"the {name} model" if several else "the model"
+        data = runs_data.get(name)
+        if not isinstance(data, dict):
+            return partial, f"no result was recorded for {who}"
+        history = data.get("history")
+        if not isinstance(history, list) or any(_number(h) is None for h in history):
+            return partial, f"the training loss curve of {who} is {describe(history)}, not a list of numbers"
+        history = [float(h) for h in history]
+        bad = [i for i, h in enumerate(history) if not math.isfinite(h)]
+        if bad:
+            return partial, (f"the training loss of {who} became NaN or inf in epoch {bad[0] + 1} "
+                             f"(loss per epoch: {', '.join(f'{h:.3g}' for h in history)})")
+        if data.get("stopped"):
+            return partial, f"the training loss of {who} became NaN or inf ({data['stopped']})"
+        steps = data.get("step_losses") or []
+        steps = [float(s) for s in steps if _number(s) is not None] if isinstance(steps, list) else []
+        train_loss = data.get("train_loss")
+        if train_loss is not None:
+            train_loss = _number(train_loss)
+            if train_loss is None:
+                return partial, f"the final training loss of {who} is not a number"
+            if not math.isfinite(train_loss):
+                return partial, f"the training loss of {who} on the whole training set became NaN or inf"
+        logits, pred = data.get("eval_logits"), data.get("eval_pred")
+        n_eval = spec["n_eval"]
+        if name in spec["logits_for"]:
+            want = (n_eval, spec["num_classes"]) if spec["num_classes"] else None
+            if not isinstance(logits, np.ndarray) or logits.ndim != 2 or \
+                    (want and tuple(logits.shape) != want) or logits.shape[0] != n_eval:
+                shape = fmt_shape(want) if want else f"({n_eval}, num_classes)"
+                return partial, (f"the logits of {who} on the {n_eval} evaluation images are {describe(logits)}, "
+                                 f"expected shape {shape}")
+            if not np.issubdtype(logits.dtype, np.floating):
+                return partial, f"the logits of {who} have dtype {logits.dtype}, expected a float dtype"
+            if not np.all(np.isfinite(logits)):
+                return partial, f"the logits of {who} on the evaluation images became NaN or inf"
+        if name in spec["pred_for"]:
+            want = (n_eval, *spec["eval_hw"])
+            if not isinstance(pred, np.ndarray) or tuple(pred.shape) != want:
+                return partial, (f"the predicted label maps of {who} are {describe(pred)}, expected shape "
+                                 f"{fmt_shape(want)} (the model's output should keep the input's height and width)")
+            if not np.issubdtype(pred.dtype, np.integer):
+                return partial, f"the predicted labels of {who} have dtype {pred.dtype}, expected integers"
+            if spec["num_classes"] and pred.size and (pred.min() < 0 or pred.max() >= spec["num_classes"]):
+                return partial, (f"{who} predicts class {int(pred.max())}, but there are only "
+                                 f"{spec['num_classes']} classes (its output has too many channels)")
+        info = {k: v for k, v in data.items()
+                if k not in ("history", "train_loss", "eval_logits", "eval_pred", "seconds", "step_losses")}
+        partial.runs[name] = Run(history, train_loss, logits if isinstance(logits, np.ndarray) else None,
+                                 pred if isinstance(pred, np.ndarray) else None,
+                                 _number(data.get("seconds")) or 0.0, steps, info)
+    return partial, None
+
+
+# ------------------------------------------------------------------ the builder
+def training_case(group: str, label: str, recipe: str, models: dict[str, dict], data: dict[str, np.ndarray],
+                  budget: Budget, verdict: Callable[[TrainingResult], str | None], *,
+                  num_classes: int | None = None, device: str = "auto", **extra: Any) -> Case:
+    """A training smoke test.
+
+    Args:
+        group, label: the case's group and label (the budget is added to the label).
+        recipe: ``classify``, ``distill``, ``transfer`` or ``segment`` (see :mod:`gradekit.training`).
+        models: run name -> :func:`student` or :func:`fixed`; ``distill`` needs ``teacher``
+            and ``student``, ``transfer`` needs ``model``.
+        data: arrays for the kernel (``x_train``, ``y_train``, ``x_eval``; ``x_pre``,
+            ``y_pre`` for transfer). Evaluation labels stay with ``verdict``.
+        budget: epochs, optimizer, lr, batch size, weight decay and the time limit.
+        verdict: the problem's rule on the :class:`TrainingResult` (None = passed).
+        num_classes: for the shape checks (default: inferred from ``y_train``).
+        device: ``"auto"`` (CUDA when the kernel sees one) or an explicit device.
+        extra: recipe options (``loss``, ``teacher``, ``compare_hard``, ``pretrain``,
+            ``variants``, ``head``, ``new_kwargs``, ``freeze``, ``param_groups``,
+            ``record_steps``, ``return_logits``, ``eval_batch_size``, ``momentum``, ``seed``);
+            ``teacher`` and ``pretrain`` may be a :class:`Budget` (its ``seconds`` is not used).
+    """
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; one of {RECIPES}")
+    unknown = set(extra) - OPTIONS
+    if unknown:
+        raise ValueError(f"unknown training options {sorted(unknown)}")
+    missing = [k for k in REQUIRED_DATA[recipe] if k not in data]
+    if missing:
+        raise ValueError(f"recipe {recipe} needs data {missing}")
+    leaked = [k for k in data if k.startswith("y") and k not in TRAINING_LABELS]
+    if leaked:
+        raise ValueError(f"labels {leaked} must not go to the kernel: keep them in the verdict")
+    needed = {"distill": ("teacher", "student"), "transfer": ("model",)}.get(recipe, ())
+    if any(k not in models for k in needed) or not models:
+        raise ValueError(f"recipe {recipe} needs models {needed or 'one or more'}")
+    for key in ("teacher", "pretrain"):
+        if isinstance(extra.get(key), Budget):
+            extra[key] = extra[key].request()
+    if "variants" in extra:
+        extra["variants"] = list(extra["variants"])
+        if not set(extra["variants"]) <= set(VARIANTS):
+            raise ValueError(f"variants must be among {VARIANTS}")
+
+    y_train = np.asarray(data["y_train"])
+    if num_classes is None:
+        labels = y_train[y_train != IGNORE_INDEX] if recipe == "segment" else y_train
+        num_classes = int(labels.max()) + 1 if labels.size else None
+    x_eval = np.asarray(data["x_eval"])
+    runs = _expected_runs(recipe, models, extra)
+    spec = {"runs": runs, "n_eval": int(x_eval.shape[0]), "num_classes": num_classes,
+            "eval_hw": tuple(int(s) for s in x_eval.shape[-2:]),
+            "logits_for": set() if recipe == "segment" else {r for r in runs if r != "pretrain"},
+            "pred_for": set(runs) if recipe == "segment" else set()}
+    full_label = f"{label} ({budget.describe()})"
+
+    def check(outcome: Outcome):
+        result, message = _decode(outcome, spec)
+        if message is None:
+            message = verdict(result)
+        if message is None:
+            return None
+        where = f" [{result.where()}]" if result is not None else ""
+        return f"{full_label}: {message}{where}"
+
+    request = {"proc": "train", "recipe": recipe, "models": dict(models), "data": dict(data), "device": device,
+               "seconds": float(budget.seconds), **budget.request(), **extra}
+    return Case(request, check, full_label, group)

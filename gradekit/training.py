@@ -1,0 +1,512 @@
+"""Training smoke tests, run in the student's kernel: recipes, no answers.
+
+A ``train`` request (see :mod:`gradekit.capture`) names a *recipe* and the models
+to train; this module builds the models (a student's factory or class from the
+notebook's namespace, or a module the judge specifies), trains them with a fixed
+loop on the data the judge sent, and returns numbers: loss curves, final training
+losses and the models' outputs on evaluation inputs. The labels of the evaluation
+data never come here; the judge computes accuracies and mIoU itself.
+
+Request
+-------
+::
+
+    {"proc": "train", "recipe": "classify",
+     "models": {"plain": {"factory": "make_net", "args": [...], "kwargs": {...}},
+                "fixed": {"spec": <ModuleSpec>}},
+     "data": {"x_train": X, "y_train": Y, "x_eval": XE},
+     "epochs": 3, "optimizer": "adam", "lr": 3e-3, "batch_size": 32, "weight_decay": 0.0,
+     "device": "auto", "seconds": 60, "seed": 7, ...recipe options}
+
+``device: "auto"`` trains on CUDA when the kernel sees a GPU, else on the CPU (with
+the kernel's thread setting left as it is). ``seconds`` is the time limit of the
+whole request, applied by :func:`gradekit.capture.run_request`.
+
+Every run of a request is seeded the same way (``torch.manual_seed(seed)`` before
+the model is built, a ``torch.Generator().manual_seed(seed)`` for the batch order),
+so two models compared in one request start from the same seed and see the
+batches in the same order.
+
+Recipes and what they return (``runs[name]``: ``history`` (mean training loss per
+epoch), ``train_loss`` (the final loss on the whole training set, eval mode),
+``seconds``, and per recipe ``eval_logits`` / ``eval_pred``):
+
+- ``classify``: each model of ``models`` with cross-entropy (or the student's
+  ``loss: {"fn": name, "kwargs": {...}}``, called ``fn(logits, target, **kwargs)``);
+  ``eval_logits`` on ``x_eval``.
+- ``distill``: ``models["teacher"]`` trained (``teacher`` overrides the budget;
+  ``{"epochs": 0}`` uses it as given), then ``models["student"]`` trained with the
+  student's ``loss: {"fn": "distillation_loss", "kwargs": {"T": 4, "alpha": 0.9}}``
+  (``fn(student_logits, teacher_logits, target, **kwargs)``) or hard-label
+  cross-entropy; ``compare_hard: true`` adds run ``hard``, the same student trained
+  on hard labels. Runs ``teacher``, ``student`` (, ``hard``), each with ``eval_logits``.
+- ``transfer``: ``models["model"]`` pretrained on ``x_pre``/``y_pre`` (``pretrain``
+  overrides the budget), then variants (``variants``, default scratch, frozen,
+  finetune), each a fresh model (``new_kwargs`` merged into the factory's kwargs)
+  trained on ``x_train``/``y_train`` and evaluated on ``x_eval``. The head is the
+  parameters under the prefix ``head`` (default ``"fc"``): ``scratch`` keeps the
+  fresh init; ``frozen`` and ``finetune`` load the pretrained weights outside the
+  head. ``frozen`` calls the student's ``freeze`` (``"freeze": "freeze"``) as
+  ``freeze(model, trainable=(head,))`` or, without one, turns requires_grad off outside
+  the head and keeps the BatchNorm layers there in eval mode; it also records
+  ``num_trainable`` and ``changed_outside_head`` (state entries outside the head
+  whose values changed while training). ``finetune`` trains everything, with the
+  student's ``param_groups: {"fn": "param_groups", "kwargs": {...}}``
+  (``fn(model, head_prefix=head, **kwargs)``) when named. Runs ``pretrain`` and
+  one per variant.
+- ``segment``: each model with per-pixel cross-entropy (``ignore_index=255``);
+  ``eval_pred`` is the argmax over classes on ``x_eval`` (uint8 when fewer than 256
+  classes, else int64).
+
+Top-level result: ``device``, ``train_seconds`` (all runs), ``threads`` and
+``runs``. A run stops at the first step whose loss is NaN or inf (recorded as NaN
+in ``history``, ``stopped: "non-finite loss"``); nothing is raised for it. Student
+exceptions become error records with the stage they happened in (``build``,
+``train``, ``loss``, ``backward``, ``eval``, ``freeze``, ``param_groups``,
+``transfer``), followed by `` (run)`` when a request trains several models.
+
+A request without ``recipe`` is the original ``train`` request (one ``factory``,
+data at the top level, SGD lr 0.05 batch 64 five epochs by default) and returns
+``history``, ``eval_logits`` and ``device`` at the top level as it always did.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+from .capture import StudentError, _lookup, _stage
+
+IGNORE_INDEX = 255
+EVAL_BATCH = 1024
+MAX_STEP_LOSSES = 20000
+
+
+# ---------------------------------------------------------------- configuration
+class _Config:
+    """The training budget of one run: the request's values, optionally overridden."""
+
+    def __init__(self, request: dict, override: dict | None = None, legacy: bool = False):
+        values = {**request, **(override or {})}
+        defaults = ({"epochs": 5, "optimizer": "sgd", "lr": 0.05, "batch_size": 64} if legacy else
+                    {"epochs": 1, "optimizer": "adam", "lr": 3e-3, "batch_size": 32})
+        self.epochs = int(values.get("epochs", defaults["epochs"]))
+        self.optimizer = str(values.get("optimizer", defaults["optimizer"])).lower()
+        self.lr = float(values.get("lr", defaults["lr"]))
+        self.batch_size = max(1, int(values.get("batch_size", defaults["batch_size"])))
+        self.weight_decay = float(values.get("weight_decay", 0.0))
+        self.momentum = float(values.get("momentum", 0.9))
+        self.seed = int(values.get("seed", 0))
+        self.record_steps = bool(values.get("record_steps", False))
+        self.eval_batch = max(1, int(values.get("eval_batch_size", EVAL_BATCH)))
+
+    def make_optimizer(self, params):
+        import torch
+
+        if self.optimizer == "adam":
+            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        if self.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        raise ValueError(f"unknown optimizer {self.optimizer!r}")
+
+
+class _Context:
+    """What every recipe needs: the request, the namespace, the codec, the device."""
+
+    def __init__(self, request, namespace, reader, writer):
+        self.request = request
+        self.namespace = namespace
+        self.reader = reader
+        self.writer = writer
+        self.device = reader.device
+        self.several = False  # several runs: stage names say which one
+        raw = request.get("data")
+        self._raw_data = raw if isinstance(raw, dict) else request
+        self._data: dict = {}
+
+    def data(self, key: str, labels: bool = False):
+        if key not in self._data:
+            if key not in self._raw_data:
+                raise ValueError(f"the request has no {key!r}")
+            value = self.reader.decode(self._raw_data[key]).to(self.device)
+            self._data[key] = value.long() if labels else value
+        return self._data[key]
+
+    def stage(self, name: str, run: str) -> str:
+        return f"{name} ({run})" if self.several else name
+
+    def sync(self):
+        if str(self.device).startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+
+    def student_fn(self, spec, what: str):
+        """``spec`` is a name or ``{"fn": name, "kwargs": {...}}``: (function, kwargs) or None."""
+        if not spec:
+            return None
+        if isinstance(spec, str):
+            name, kwargs = spec, {}
+        else:
+            name, kwargs = spec["fn"], self.reader.decode(spec.get("kwargs", {}))
+        fn = _lookup(self.namespace, name)
+        if not callable(fn):
+            raise StudentError("lookup", TypeError(f"{name} is not callable ({what})"))
+        return name, fn, kwargs
+
+
+# ----------------------------------------------------------------------- models
+def _build(ctx: _Context, desc: dict, run: str, seed: int, extra_kwargs: dict | None = None):
+    """A model from a student factory (``{"factory": name, ...}``) or a judge's ``{"spec": ...}``."""
+    import torch
+
+    torch.manual_seed(seed)
+    if "spec" in desc:
+        model = ctx.reader.decode(desc["spec"])
+        name = "the grader's model"
+    else:
+        factory = _lookup(ctx.namespace, desc["factory"])
+        args = ctx.reader.decode(desc.get("args", []))
+        kwargs = {**ctx.reader.decode(desc.get("kwargs", {})), **(extra_kwargs or {})}
+        model = _stage(ctx.stage("build", run), factory, *args, **kwargs)
+        name = f"{desc['factory']}(...)"
+    if not isinstance(model, torch.nn.Module):
+        raise StudentError(ctx.stage("build", run),
+                           TypeError(f"{name} returned {type(model).__name__}, not an nn.Module"))
+    return _stage(ctx.stage("build", run), model.to, ctx.device)
+
+
+def _under(key: str, prefix: str) -> bool:
+    return key == prefix or key.startswith(prefix + ".")
+
+
+# ------------------------------------------------------------------ the loop
+def _fit(ctx: _Context, run: str, model, x, y, cfg: _Config, loss=None, params=None, on_train=None) -> dict:
+    """Train ``model`` on (x, y): the loop of the original ``train`` proc.
+
+    ``loss(out, idx)`` defaults to cross-entropy on ``y[idx]``; ``params`` (tensors or
+    param-group dicts) to all parameters; ``on_train(model)`` runs after each
+    ``model.train()`` (e.g. frozen BatchNorm layers back to eval mode).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if loss is None:
+        def loss(out, idx):
+            return F.cross_entropy(out, y[idx])
+    opt = cfg.make_optimizer(model.parameters() if params is None else params)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    history, steps, stopped = [], [], None
+    ctx.sync()
+    start = time.perf_counter()
+    n = len(x)
+    for _epoch in range(cfg.epochs):
+        model.train()
+        if on_train is not None:
+            on_train(model)
+        order = torch.randperm(n, generator=generator).to(ctx.device)
+        total, count = 0.0, 0
+        for i in range(0, n, cfg.batch_size):
+            idx = order[i:i + cfg.batch_size]
+            value = _stage(ctx.stage("train", run), lambda: loss(model(x[idx]), idx))
+            if not isinstance(value, torch.Tensor) or value.numel() != 1:
+                raise StudentError(ctx.stage("loss", run), TypeError(
+                    f"the loss is {type(value).__name__}"
+                    + (f" of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else "")
+                    + ", not a scalar tensor"))
+            opt.zero_grad()
+            _stage(ctx.stage("backward", run), value.backward)
+            opt.step()
+            v = float(value.detach())
+            if cfg.record_steps and len(steps) < MAX_STEP_LOSSES:
+                steps.append(v)
+            total, count = total + v * len(idx), count + len(idx)
+            if not math.isfinite(v):
+                stopped = "non-finite loss"
+                break
+        history.append(total / max(count, 1) if math.isfinite(total) else float("nan"))
+        if stopped:
+            break
+    ctx.sync()
+    out = {"history": history, "seconds": time.perf_counter() - start, "epochs": len(history)}
+    if cfg.record_steps:
+        out["step_losses"] = steps
+    if stopped:
+        out["stopped"] = stopped
+    return out
+
+
+def _outputs(ctx: _Context, run: str, model, x, cfg: _Config):
+    """The model's outputs on ``x`` in eval mode, in chunks, concatenated."""
+    import torch
+
+    model.eval()
+    chunks = []
+    with torch.no_grad():
+        for i in range(0, len(x), cfg.eval_batch):
+            out = _stage(ctx.stage("eval", run), model, x[i:i + cfg.eval_batch])
+            if not isinstance(out, torch.Tensor):
+                raise StudentError(ctx.stage("eval", run),
+                                   TypeError(f"the model returned {type(out).__name__}, not a tensor"))
+            chunks.append(out)
+    return chunks[0] if len(chunks) == 1 else _stage(ctx.stage("eval", run), torch.cat, chunks)
+
+
+def _train_loss(ctx: _Context, run: str, model, x, y, cfg: _Config, ignore_index: int | None = None):
+    """Mean cross-entropy on the whole training set, eval mode (None if it cannot be computed)."""
+    import torch
+    import torch.nn.functional as F
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(x), cfg.eval_batch):
+            out = _stage(ctx.stage("eval", run), model, x[i:i + cfg.eval_batch])
+            target = y[i:i + cfg.eval_batch]
+            try:  # outputs that cannot be scored (a wrong shape) are the judge's to report
+                value = F.cross_entropy(out.float(), target, reduction="sum",
+                                        ignore_index=-100 if ignore_index is None else ignore_index)
+            except Exception:  # noqa: BLE001
+                return None
+            k = target.numel() if ignore_index is None else int((target != ignore_index).sum())
+            total, count = total + float(value), count + k
+    return total / count if count else None
+
+
+def _classify_run(ctx: _Context, run: str, model, cfg: _Config, loss=None, params=None, on_train=None,
+                  eval_logits: bool = True) -> dict:
+    x, y = ctx.data("x_train"), ctx.data("y_train", labels=True)
+    result = _fit(ctx, run, model, x, y, cfg, loss=loss, params=params, on_train=on_train)
+    if eval_logits:
+        result["eval_logits"] = ctx.writer.encode(_outputs(ctx, run, model, ctx.data("x_eval"), cfg))
+    result["train_loss"] = _train_loss(ctx, run, model, x, y, cfg)
+    return result
+
+
+def _student_loss(ctx: _Context, run: str, spec, *fixed):
+    """A loss closure calling the student's function ``fn(out, *fixed[idx], **kwargs)``."""
+    name, fn, kwargs = ctx.student_fn(spec, "loss")
+
+    def loss(out, idx):
+        return _stage(ctx.stage("loss", run), fn, out, *(t[idx] for t in fixed), **kwargs)
+
+    return loss
+
+
+# ---------------------------------------------------------------------- recipes
+def recipe_classify(ctx: _Context) -> dict:
+    request = ctx.request
+    cfg = _Config(request)
+    models = request["models"]
+    ctx.several = len(models) > 1
+    runs = {}
+    for run, desc in models.items():
+        model = _build(ctx, desc, run, cfg.seed)
+        loss = (_student_loss(ctx, run, request["loss"], ctx.data("y_train", labels=True))
+                if request.get("loss") else None)
+        runs[run] = _classify_run(ctx, run, model, cfg, loss=loss)
+        del model
+    return runs
+
+
+def recipe_distill(ctx: _Context) -> dict:
+    request = ctx.request
+    models = request["models"]
+    ctx.several = True
+    cfg = _Config(request)
+    teacher_cfg = _Config(request, request.get("teacher"))
+    x, y = ctx.data("x_train"), ctx.data("y_train", labels=True)
+    runs = {}
+    teacher = _build(ctx, models["teacher"], "teacher", teacher_cfg.seed)
+    if teacher_cfg.epochs > 0:
+        runs["teacher"] = _classify_run(ctx, "teacher", teacher, teacher_cfg)
+    else:
+        runs["teacher"] = {"history": [], "seconds": 0.0, "epochs": 0,
+                           "eval_logits": ctx.writer.encode(_outputs(ctx, "teacher", teacher, ctx.data("x_eval"), cfg)),
+                           "train_loss": _train_loss(ctx, "teacher", teacher, x, y, cfg)}
+    teacher_logits = _outputs(ctx, "teacher", teacher, x, teacher_cfg).detach().float()
+    del teacher  # its logits on the training set are fixed targets from here on
+    student_desc = models["student"]
+    model = _build(ctx, student_desc, "student", cfg.seed)
+    if request.get("loss"):
+        loss = _student_loss(ctx, "student", request["loss"], teacher_logits, y)
+    else:
+        loss = None
+    runs["student"] = _classify_run(ctx, "student", model, cfg, loss=loss)
+    del model
+    if request.get("compare_hard"):
+        model = _build(ctx, student_desc, "hard", cfg.seed)
+        runs["hard"] = _classify_run(ctx, "hard", model, cfg)
+    return runs
+
+
+def _freeze_default(model, head: str):
+    """requires_grad off outside ``head``; an ``on_train`` hook keeping BatchNorm there in eval mode."""
+    import torch
+
+    for name, param in model.named_parameters():
+        param.requires_grad_(_under(name, head))
+    frozen_norms = [m for name, m in model.named_modules()
+                    if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and not _under(name, head)]
+
+    def on_train(_model):
+        for m in frozen_norms:
+            m.eval()
+
+    return on_train
+
+
+def _load_backbone(ctx: _Context, run: str, model, pretrained_state: dict, head: str):
+    import torch
+
+    state = model.state_dict()
+    if not any(_under(k, head) for k in state):
+        raise StudentError(ctx.stage("transfer", run), ValueError(
+            f"the model has no parameters under '{head}', the classification head to replace"))
+    new_state = {}
+    for key, value in state.items():
+        if _under(key, head):
+            new_state[key] = value
+            continue
+        if key not in pretrained_state or tuple(pretrained_state[key].shape) != tuple(value.shape):
+            raise StudentError(ctx.stage("transfer", run), ValueError(
+                f"'{key}' of the new model does not match the pretrained model's"))
+        new_state[key] = pretrained_state[key]
+    with torch.no_grad():
+        _stage(ctx.stage("transfer", run), model.load_state_dict, new_state, strict=True)
+
+
+def recipe_transfer(ctx: _Context) -> dict:
+    import torch
+
+    request = ctx.request
+    ctx.several = True
+    head = str(request.get("head", "fc"))
+    desc = request["models"]["model"]
+    new_kwargs = ctx.reader.decode(request.get("new_kwargs", {})) or {}
+    variants = list(request.get("variants", ["scratch", "frozen", "finetune"]))
+    cfg = _Config(request)
+    pre_cfg = _Config(request, request.get("pretrain"))
+    runs = {}
+
+    x_pre, y_pre = ctx.data("x_pre"), ctx.data("y_pre", labels=True)
+    model = _build(ctx, desc, "pretrain", pre_cfg.seed)
+    run = _fit(ctx, "pretrain", model, x_pre, y_pre, pre_cfg)
+    run["train_loss"] = _train_loss(ctx, "pretrain", model, x_pre, y_pre, pre_cfg)
+    runs["pretrain"] = run
+    pretrained = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    del model
+
+    for variant in variants:
+        if variant not in ("scratch", "frozen", "finetune"):
+            raise ValueError(f"unknown transfer variant {variant!r}")
+        model = _build(ctx, desc, variant, cfg.seed, new_kwargs)
+        params, on_train, extra = None, None, {}
+        if variant != "scratch":
+            _load_backbone(ctx, variant, model, pretrained, head)
+        if variant == "frozen":
+            if request.get("freeze"):
+                _, freeze, kwargs = ctx.student_fn(request["freeze"], "freeze")
+                returned = _stage(ctx.stage("freeze", variant), freeze, model, trainable=(head,), **kwargs)
+                extra["freeze_returned"] = returned if isinstance(returned, (int, float)) and \
+                    not isinstance(returned, bool) else None
+            else:
+                on_train = _freeze_default(model, head)
+            params = [p for p in model.parameters() if p.requires_grad]
+            extra["num_trainable"] = int(sum(p.numel() for p in params))
+            if not params:
+                raise StudentError(ctx.stage("freeze", variant), ValueError("no parameter is trainable after freezing"))
+            before = {k: v.detach().clone() for k, v in model.state_dict().items() if not _under(k, head)}
+        elif variant == "finetune" and request.get("param_groups"):
+            _, groups_fn, kwargs = ctx.student_fn(request["param_groups"], "param_groups")
+            params = _stage(ctx.stage("param_groups", variant), groups_fn, model, head_prefix=head, **kwargs)
+            if not isinstance(params, (list, tuple)) or not all(isinstance(g, dict) and "params" in g for g in params):
+                raise StudentError(ctx.stage("param_groups", variant), TypeError(
+                    "param_groups(...) must return a list of dicts with a 'params' key"))
+            params = [dict(g) for g in params]
+            extra["group_lrs"] = [float(g["lr"]) if isinstance(g.get("lr"), (int, float)) else None for g in params]
+            try:
+                cfg.make_optimizer(params)
+            except (ValueError, TypeError) as exc:
+                raise StudentError(ctx.stage("param_groups", variant), exc) from None
+        result = _classify_run(ctx, variant, model, cfg, params=params, on_train=on_train)
+        if variant == "frozen":
+            after = model.state_dict()
+            extra["changed_outside_head"] = int(sum(
+                1 for k, v in before.items()
+                if k in after and (after[k].shape != v.shape or not torch.equal(after[k], v))))
+        runs[variant] = {**result, **extra}
+        del model
+    return runs
+
+
+def recipe_segment(ctx: _Context) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    request = ctx.request
+    cfg = _Config(request)
+    models = request["models"]
+    ctx.several = len(models) > 1
+    x, y = ctx.data("x_train"), ctx.data("y_train", labels=True)
+    runs = {}
+
+    def loss(out, idx):
+        return F.cross_entropy(out, y[idx], ignore_index=IGNORE_INDEX)
+
+    for run, desc in models.items():
+        model = _build(ctx, desc, run, cfg.seed)
+        result = _fit(ctx, run, model, x, y, cfg, loss=loss)
+        out = _outputs(ctx, run, model, ctx.data("x_eval"), cfg)
+        if out.dim() != 4:
+            raise StudentError(ctx.stage("eval", run), ValueError(
+                f"the model's output has shape {tuple(out.shape)}, not (N, num_classes, H, W)"))
+        pred = out.argmax(dim=1)
+        pred = pred.to(torch.uint8) if out.shape[1] <= 256 else pred.long()
+        result["eval_pred"] = ctx.writer.encode(pred)
+        if request.get("return_logits"):
+            result["eval_logits"] = ctx.writer.encode(out)
+        result["train_loss"] = _train_loss(ctx, run, model, x, y, cfg, ignore_index=IGNORE_INDEX)
+        runs[run] = result
+        del model
+    return runs
+
+
+RECIPES = {"classify": recipe_classify, "distill": recipe_distill, "transfer": recipe_transfer,
+           "segment": recipe_segment}
+
+
+# ------------------------------------------------------------------------ entry
+def _legacy(request, namespace, reader, writer) -> dict:
+    """The original ``train`` request: one factory, data and budget at the top level."""
+    ctx = _Context(request, namespace, reader, writer)
+    cfg = _Config(request, legacy=True)
+    model = _build(ctx, {"factory": request["factory"], "args": request.get("args", []),
+                         "kwargs": request.get("kwargs", {})}, "model", cfg.seed)
+    x, y = ctx.data("x_train"), ctx.data("y_train", labels=True)
+    run = _fit(ctx, "model", model, x, y, cfg)
+    logits = _outputs(ctx, "model", model, ctx.data("x_eval"), cfg)
+    return {"eval_logits": writer.encode(logits), "history": run["history"], "device": reader.device,
+            "train_seconds": run["seconds"]}
+
+
+def run(request: dict, namespace: dict, reader, writer) -> dict:
+    """Run a ``train`` request (the ``train`` proc of :mod:`gradekit.capture`)."""
+    import torch
+
+    if "recipe" not in request:
+        return _legacy(request, namespace, reader, writer)
+    recipe = RECIPES.get(request["recipe"])
+    if recipe is None:
+        raise ValueError(f"unknown training recipe {request['recipe']!r}")
+    ctx = _Context(request, namespace, reader, writer)
+    ctx.sync()
+    start = time.perf_counter()
+    runs = recipe(ctx)
+    ctx.sync()
+    result = {"device": str(reader.device), "train_seconds": time.perf_counter() - start,
+              "threads": int(torch.get_num_threads()), "runs": runs}
+    if str(reader.device).startswith("cuda"):
+        result["gpu"] = str(torch.cuda.get_device_name(torch.device(reader.device)))
+    return result

@@ -1,0 +1,444 @@
+"""Training smoke tests as a case kind: gradekit.training's recipes and the judge's builder.
+
+Each test builds a Case with :func:`autograder.cases.training.training_case`, runs its
+request in this process with :func:`gradekit.capture.run_request` on a namespace of
+small functions (as ``autograder.local`` does), writes and reads the record as the
+judge does, and runs the check. Tiny models, a few seconds each on one thread.
+"""
+from __future__ import annotations
+
+import math
+import re
+import time
+import types
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import coursedata
+from autograder.cases.training import (Budget, TrainingResult, accuracy, accuracy_at_least, all_of, fixed,
+                                       lower_train_loss, miou, miou_at_least, more_accurate, student,
+                                       training_case)
+from autograder.problem import Outcome, error_message
+from gradekit.capture import run_request
+from gradekit.codec import ModuleSpec, Reader, Writer, dump_json, load_json
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# --------------------------------------------------------------------- helpers
+def run_case(case, namespace: dict, tmp_path, seed: int = 3) -> Outcome:
+    """The kernel's and the judge's halves of one case, with the files in between."""
+    cases, out = tmp_path / "cases", tmp_path / "out"
+    request = Writer(cases, prefix="p_").encode({"seconds": 60.0, "seed": seed, **case.request})
+    dump_json(cases / "p.json", [request])
+    request = load_json(cases / "p.json")[0]
+    out.mkdir(parents=True)
+    record = run_request(request, namespace, cases, out, prefix="c0_")
+    dump_json(out / "0.json", record)
+    record = Reader(out, as_torch=False).decode(load_json(out / "0.json"))
+    return Outcome(record["status"], record)
+
+
+def digits_data(classes=None):
+    d = coursedata.digits(classes=classes)
+    return d, {"x_train": d.x_train, "y_train": d.y_train, "x_eval": d.x_test}
+
+
+def mlp(hidden=32, num_classes=10):
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+
+class Constant(nn.Module):
+    """Learns class priors only: its output does not depend on the image."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(num_classes))
+
+    def forward(self, x):
+        return self.bias.expand(x.shape[0], -1) + 0 * x.flatten(1)[:, :1]
+
+
+class Poisoned(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1)) * float("nan")
+
+
+def broken(*args, **kwargs):
+    raise ValueError("unknown norm 'batch'")
+
+
+SEEN: dict[str, list] = {}
+
+
+class Recorder(nn.Module):
+    """Remembers its initial weights and every training batch it sees."""
+
+    def __init__(self, tag):
+        super().__init__()
+        self.tag = tag
+        self.fc = nn.Linear(64, 10)
+        SEEN[tag] = [("init", float(self.fc.weight.detach().sum()))]
+
+    def forward(self, x):
+        if self.training:
+            SEEN[self.tag].append(("batch", float(x.sum()), int(x.shape[0])))
+        return self.fc(x.flatten(1))
+
+
+W2_BUDGET = Budget(epochs=3, optimizer="adam", lr=3e-3, batch_size=32, seconds=60.0)
+
+
+# --------------------------------------------------------------------- classify
+def test_w2_budget_make_cnn_reaches_the_bar_as_the_original_train_proc(tmp_path):
+    from solutions.w2_normalization import make_cnn
+
+    d, data = digits_data()
+    case = training_case("trains (batch)", "make_cnn('batch') on the digits", "classify",
+                         {"model": student("make_cnn", "batch")}, data, W2_BUDGET,
+                         accuracy_at_least(d.y_test, 0.80))
+    assert "3 epochs of Adam, lr 0.003, batch 32" in case.label
+    outcome = run_case(case, {"make_cnn": make_cnn}, tmp_path / "new")
+    assert outcome.ok and case.check(outcome) is None
+    run = outcome.runs["model"]
+    assert accuracy(run["eval_logits"], d.y_test) >= 0.80
+    assert len(run["history"]) == 3 and run["history"][-1] < run["history"][0]
+    assert 0 < run["train_loss"] < run["history"][0]
+
+    # The request without a recipe (what make_cnn's check sends today) gives the same numbers.
+    legacy = {"proc": "train", "factory": "make_cnn", "args": ["batch"], "device": "auto", **data,
+              "epochs": 3, "optimizer": "adam", "lr": 3e-3, "batch_size": 32}
+    old = run_case(types.SimpleNamespace(request=legacy), {"make_cnn": make_cnn}, tmp_path / "old")
+    assert old.ok and old.history == run["history"]
+    np.testing.assert_array_equal(old.eval_logits, run["eval_logits"])
+
+
+def test_a_model_that_learns_nothing_fails_with_its_accuracy_and_the_bar(tmp_path):
+    d, data = digits_data()
+    case = training_case("trains", "net on the digits", "classify", {"model": student("Constant")}, data,
+                         Budget(epochs=2, seconds=30), accuracy_at_least(d.y_test, 0.80))
+    outcome = run_case(case, {"Constant": Constant}, tmp_path)
+    assert outcome.ok
+    message = case.check(outcome)
+    assert message is not None
+    assert re.search(r"accuracy \d+\.\d%, below the 80% bar", message), message
+    assert float(re.search(r"accuracy (\d+\.\d)%", message).group(1)) < 30
+    assert "training loss per epoch" in message and f"trained on {DEVICE} in" in message
+
+
+def test_a_factory_that_raises_is_an_error_with_its_stage(tmp_path):
+    _, data = digits_data()
+    case = training_case("trains", "net", "classify", {"model": student("make_cnn", "batch")}, data,
+                         Budget(epochs=1), lambda result: None)
+    outcome = run_case(case, {"make_cnn": broken}, tmp_path / "one")
+    assert outcome.status == "error" and outcome.stage == "build"
+    assert outcome.error["type"] == "ValueError"
+    text = error_message("make_cnn", outcome, case.label)
+    assert "raised ValueError: unknown norm 'batch'" in text and "[during build]" in text
+
+    two = training_case("degradation", "plain vs residual", "classify",
+                        {"plain": student("mlp"), "residual": student("make_cnn", "batch")}, data,
+                        Budget(epochs=1), lambda result: None)
+    outcome = run_case(two, {"make_cnn": broken, "mlp": mlp}, tmp_path / "two")
+    assert outcome.status == "error" and outcome.stage == "build (residual)"
+
+    missing = run_case(case, {}, tmp_path / "missing")
+    assert missing.status == "error" and missing.stage == "lookup"
+
+
+def test_a_nan_loss_is_recorded_and_reported_not_raised(tmp_path):
+    d, data = digits_data()
+    case = training_case("trains", "net", "classify", {"model": student("Poisoned")}, data,
+                         Budget(epochs=3), accuracy_at_least(d.y_test, 0.5))
+    outcome = run_case(case, {"Poisoned": Poisoned}, tmp_path)
+    assert outcome.ok
+    run = outcome.runs["model"]
+    assert len(run["history"]) == 1 and math.isnan(run["history"][0])  # stopped at the first NaN
+    assert run["stopped"] == "non-finite loss"
+    message = case.check(outcome)
+    assert "became NaN or inf" in message and "epoch 1" in message
+
+
+def test_logits_of_the_wrong_shape_are_reported(tmp_path):
+    class Half(nn.Module):  # right while training, 5 classes at evaluation
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(64, 10)
+
+        def forward(self, x):
+            out = self.fc(x.flatten(1))
+            return out if self.training else out[:, :5]
+
+    d, data = digits_data()
+    case = training_case("trains", "net", "classify", {"model": student("Half")}, {**data, "x_eval": d.x_test},
+                         Budget(epochs=1), accuracy_at_least(d.y_test, 0.5))
+    outcome = run_case(case, {"Half": Half}, tmp_path)
+    assert outcome.ok and outcome.runs["model"]["train_loss"] is None  # 5 logits cannot score 10 labels
+    message = case.check(outcome)
+    assert "a tensor of shape (450, 5), expected shape (450, 10)" in message, message
+
+
+def test_two_models_are_compared_on_the_same_data_order_and_init_seed(tmp_path):
+    SEEN.clear()
+    d, data = digits_data()
+    case = training_case("degradation", "plain vs residual", "classify",
+                         {"plain": student("Recorder", "plain"), "residual": student("Recorder", "residual")},
+                         data, Budget(epochs=2, batch_size=64), lower_train_loss("residual", "plain"))
+    outcome = run_case(case, {"Recorder": Recorder}, tmp_path)
+    assert outcome.ok
+    assert SEEN["plain"] == SEEN["residual"] and len(SEEN["plain"]) == 1 + 2 * math.ceil(len(d.y_train) / 64)
+    runs = outcome.runs
+    assert runs["plain"]["history"] == runs["residual"]["history"]
+    # identical twins: the residual one is not lower, and the message shows both losses
+    message = case.check(outcome)
+    assert "the residual model ended with training loss" in message and "expected the residual one lower" in message
+    # another seed: another init and another order, still the same for both
+    first = list(SEEN["plain"])
+    SEEN.clear()
+    run_case(case, {"Recorder": Recorder}, tmp_path / "other", seed=4)
+    assert SEEN["plain"] == SEEN["residual"]
+    assert SEEN["plain"][0] != first[0] and SEEN["plain"][1] != first[1]
+
+
+def test_the_device_and_the_seconds_are_recorded(tmp_path):
+    d, data = digits_data()
+    seen = {}
+
+    def verdict(result: TrainingResult):
+        seen["result"] = result
+        return None
+
+    case = training_case("trains", "mlp", "classify", {"model": student("mlp", 16)}, data,
+                         Budget(epochs=1), verdict, record_steps=True)
+    outcome = run_case(case, {"mlp": mlp}, tmp_path)
+    assert case.check(outcome) is None
+    result = seen["result"]
+    assert result.device == DEVICE and result.seconds > 0 and result.train_seconds > 0
+    run = result.runs["model"]
+    assert run.seconds > 0 and len(run.step_losses) == math.ceil(len(d.y_train) / 32)
+    assert case.request["device"] == "auto" and case.request["seconds"] == 60.0
+
+
+def test_the_time_limit_of_the_budget_applies(tmp_path):
+    class Slow(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(64, 10)
+
+        def forward(self, x):
+            time.sleep(0.05)
+            return self.fc(x.flatten(1))
+
+    _, data = digits_data()
+    case = training_case("trains", "slow", "classify", {"model": student("Slow")}, data,
+                         Budget(epochs=5, seconds=0.5), lambda result: None)
+    assert "at most 0.5 s" in case.label
+    start = time.perf_counter()
+    outcome = run_case(case, {"Slow": Slow}, tmp_path)
+    assert outcome.status == "timeout" and time.perf_counter() - start < 5
+
+
+def test_evaluation_labels_never_go_to_the_kernel():
+    d, data = digits_data()
+    with pytest.raises(ValueError, match="must not go to the kernel"):
+        training_case("t", "t", "classify", {"model": student("mlp")}, {**data, "y_eval": d.y_test},
+                      Budget(epochs=1), lambda r: None)
+    with pytest.raises(ValueError, match="unknown training options"):
+        training_case("t", "t", "classify", {"model": student("mlp")}, data, Budget(epochs=1), lambda r: None,
+                      epochz=3)
+    case = training_case("t", "t", "classify", {"model": student("mlp")}, data, Budget(epochs=1), lambda r: None)
+    sent = [v for v in case.request["data"].values()]
+    assert not any(v is d.y_test for v in sent) and set(case.request["data"]) == {"x_train", "y_train", "x_eval"}
+
+
+# --------------------------------------------------------------------- distill
+def test_distill_trains_with_the_students_loss_function(tmp_path):
+    import torch.nn.functional as F
+
+    calls = []
+
+    def distillation_loss(student_logits, teacher_logits, target, T=4.0, alpha=0.9):
+        calls.append((tuple(student_logits.shape), tuple(teacher_logits.shape), T, alpha))
+        soft = F.kl_div(F.log_softmax(student_logits / T, 1), F.softmax(teacher_logits / T, 1),
+                        reduction="batchmean") * T * T
+        return alpha * soft + (1 - alpha) * F.cross_entropy(student_logits, target)
+
+    d, data = digits_data()
+    teacher = ModuleSpec("torch.nn.Sequential", args=(
+        ModuleSpec("torch.nn.Flatten"), ModuleSpec("torch.nn.Linear", (64, 64)), ModuleSpec("torch.nn.ReLU"),
+        ModuleSpec("torch.nn.Linear", (64, 10))))
+    case = training_case("distills", "a distilled mlp", "distill",
+                         {"teacher": fixed(teacher), "student": student("mlp", 16)}, data, Budget(epochs=3),
+                         all_of(accuracy_at_least(d.y_test, 0.85, run="teacher"),
+                                accuracy_at_least(d.y_test, 0.80, run="student")),
+                         loss={"fn": "distillation_loss", "kwargs": {"T": 2.0, "alpha": 0.7}},
+                         teacher=Budget(epochs=4), compare_hard=True)
+    outcome = run_case(case, {"mlp": mlp, "distillation_loss": distillation_loss}, tmp_path)
+    assert outcome.ok, outcome.data
+    assert case.check(outcome) is None
+    assert set(outcome.runs) == {"teacher", "student", "hard"}
+    assert len(outcome.runs["teacher"]["history"]) == 4 and len(outcome.runs["student"]["history"]) == 3
+    steps = math.ceil(len(d.y_train) / 32)
+    assert len(calls) == 3 * steps and calls[0] == ((32, 10), (32, 10), 2.0, 0.7)
+    # the same student on hard labels (same seed, same order) ends elsewhere: the loss was used
+    assert outcome.runs["hard"]["history"] != outcome.runs["student"]["history"]
+
+    # a loss that raises is an error at the loss stage of the student's run
+    def distillation_loss(*args, **kwargs):  # noqa: F811
+        raise RuntimeError("shapes")
+
+    outcome = run_case(case, {"mlp": mlp, "distillation_loss": distillation_loss}, tmp_path / "raises")
+    assert outcome.status == "error" and outcome.stage == "loss (student)"
+
+
+# --------------------------------------------------------------------- transfer
+class TinyNet(nn.Module):
+    def __init__(self, num_classes=5, width=16):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+            nn.Flatten())
+        self.fc = nn.Linear(2 * width * 4, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.features(x))
+
+
+def freeze(model, trainable=("fc",)):
+    def keep(name):
+        return any(name == p or name.startswith(p + ".") for p in trainable)
+
+    for name, param in model.named_parameters():
+        param.requires_grad_(keep(name))
+    for name, module in model.named_modules():
+        if isinstance(module, nn.BatchNorm2d) and not keep(name):
+            module.eval()
+            module.train = types.MethodType(lambda self, mode=True: self, module)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def param_groups(model, head_prefix="fc", base_lr=1e-3, head_lr=1e-2):
+    head = [p for n, p in model.named_parameters() if n.startswith(head_prefix + ".")]
+    base = [p for n, p in model.named_parameters() if not n.startswith(head_prefix + ".")]
+    return [{"params": base, "lr": base_lr}, {"params": head, "lr": head_lr}]
+
+
+def few_shot_data(per_class=2):
+    pre = coursedata.digits(classes=range(5))
+    new = coursedata.digits(classes=range(5, 10))
+    rng = np.random.default_rng(0)
+    pick = np.concatenate([rng.choice(np.flatnonzero(new.y_train == c), per_class, replace=False)
+                           for c in range(5, 10)])
+    data = {"x_pre": pre.x_train, "y_pre": pre.y_train, "x_train": new.x_train[pick],
+            "y_train": new.y_train[pick] - 5, "x_eval": new.x_test}
+    return data, new.y_test - 5
+
+
+@pytest.mark.parametrize("student_functions", [False, True], ids=["default freeze", "student's freeze"])
+def test_transfer_fine_tuning_beats_scratch_on_few_labels(tmp_path, student_functions):
+    data, y_eval = few_shot_data()
+    seen = {}
+
+    def verdict(result):
+        seen["result"] = result
+        return more_accurate("finetune", "scratch", y_eval, margin=0.05)(result)
+
+    options = {"freeze": "freeze", "param_groups": {"fn": "param_groups", "kwargs": {"base_lr": 1e-3,
+                                                                                      "head_lr": 1e-2}}} \
+        if student_functions else {}
+    case = training_case("transfer", "TinyNet pretrained on digits 0-4, 10 labelled 5-9", "transfer",
+                         {"model": student("TinyNet", num_classes=5)}, data,
+                         Budget(epochs=20, lr=3e-3, batch_size=32, seconds=60), verdict,
+                         pretrain=Budget(epochs=3), head="fc", **options)
+    namespace = {"TinyNet": TinyNet, "freeze": freeze, "param_groups": param_groups}
+    outcome = run_case(case, namespace, tmp_path)
+    assert outcome.ok, outcome.data
+    assert case.check(outcome) is None, case.check(outcome)
+    result = seen["result"]
+    assert list(result.runs) == ["pretrain", "scratch", "frozen", "finetune"]
+    assert result.runs["pretrain"].eval_logits is None and len(result.runs["pretrain"].history) == 3
+    frozen = result.runs["frozen"].info
+    assert frozen["changed_outside_head"] == 0 and frozen["num_trainable"] == 128 * 5 + 5
+    if student_functions:
+        assert frozen["freeze_returned"] == 645 and result.runs["finetune"].info["group_lrs"] == [1e-3, 1e-2]
+    accs = {k: result.runs[k].accuracy(y_eval) for k in ("scratch", "frozen", "finetune")}
+    assert accs["frozen"] > accs["scratch"] and accs["finetune"] > accs["scratch"] + 0.05, accs
+
+
+def test_transfer_says_when_the_head_is_missing(tmp_path):
+    data, y_eval = few_shot_data()
+    case = training_case("transfer", "t", "transfer", {"model": student("TinyNet")}, data, Budget(epochs=1),
+                         lambda r: None, head="classifier", variants=["frozen"], pretrain=Budget(epochs=1))
+    outcome = run_case(case, {"TinyNet": TinyNet}, tmp_path)
+    assert outcome.status == "error" and outcome.stage == "transfer (frozen)"
+    assert "no parameters under 'classifier'" in outcome.error["message"]
+
+
+# --------------------------------------------------------------------- segment
+def shapes(n, size=16, seed=0):
+    """Noisy images with a bright square (class 1) and a dark one (class 2); a 255 border."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 0.3, (n, 1, size, size)).astype(np.float32)
+    y = np.zeros((n, size, size), dtype=np.int64)
+    for i in range(n):
+        for cls, value in ((1, 1.5), (2, -1.5)):
+            h, w = rng.integers(4, 8, 2)
+            top, left = rng.integers(1, size - h, 1)[0], rng.integers(1, size - w, 1)[0]
+            x[i, 0, top:top + h, left:left + w] += value
+            y[i, top:top + h, left:left + w] = cls
+    y[:, 0, :] = 255
+    return x, y
+
+
+def tiny_fcn(num_classes=3, width=16):
+    return nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1),
+                         nn.ReLU(), nn.Conv2d(width, num_classes, 1))
+
+
+def test_segment_reaches_the_miou_bar_and_a_shrinking_output_is_reported(tmp_path):
+    x, y = shapes(96)
+    x_eval, y_eval = shapes(32, seed=1)
+    data = {"x_train": x, "y_train": y, "x_eval": x_eval}
+    case = training_case("trains", "tiny FCN on shapes", "segment", {"model": student("tiny_fcn")}, data,
+                         Budget(epochs=8, lr=1e-2, batch_size=16), miou_at_least(y_eval, 3, 0.6))
+    outcome = run_case(case, {"tiny_fcn": tiny_fcn}, tmp_path / "ok")
+    assert outcome.ok and case.check(outcome) is None, case.check(outcome)
+    pred = outcome.runs["model"]["eval_pred"]
+    assert pred.shape == (32, 16, 16) and pred.dtype == np.uint8
+
+    def unpadded(num_classes=3):  # no padding: 12x12 out of 16x16 inputs
+        return nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Conv2d(8, num_classes, 3))
+
+    outcome = run_case(case, {"tiny_fcn": unpadded}, tmp_path / "shrinks")
+    assert outcome.status == "error" and outcome.stage == "train"  # the loss cannot pair 12x12 with 16x16
+
+    class LearnsNothing(nn.Module):  # one score per class, whatever the pixel
+        def __init__(self, num_classes=3):
+            super().__init__()
+            self.bias = nn.Parameter(torch.zeros(num_classes, 1, 1))
+
+        def forward(self, x):
+            return self.bias.expand(x.shape[0], -1, *x.shape[-2:]) + 0 * x
+
+    outcome = run_case(case, {"tiny_fcn": LearnsNothing}, tmp_path / "fails")
+    fail = case
+    message = fail.check(outcome)
+    assert "mIoU" in message and "below the 60% bar" in message
+
+
+def test_accuracy_and_miou():
+    assert accuracy(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0, 0])) == 0.5
+    pred = np.array([[0, 1], [1, 1]])
+    target = np.array([[0, 1], [255, 0]])
+    # class 0: inter 1, union 2; class 1: inter 1, union 2; class 2 absent everywhere: left out
+    assert miou(pred, target, 3) == pytest.approx(0.5)
+    assert math.isnan(miou(np.zeros((2, 2)), np.full((2, 2), 255), 2))
