@@ -13,7 +13,9 @@ Life cycle for one notebook::
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import zlib
 from pathlib import Path
 
@@ -25,6 +27,51 @@ from .problem import Case, Outcome, Problem, Verdict, error_message
 from .source_check import banned_uses, defining_cells
 
 _KERNEL_STATUS = {"timeout": "timeout", "oom": "out of memory"}
+_RECORD_FILE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+#: Why a record is refused (see :func:`record_problem`), as the student reads it.
+RECORD_REFUSED = {
+    "changed": "the result recorded for this check was changed after it was written (by code that ran "
+               "later, or in the background): results are the grader's, leave its files alone",
+    "no digest": "the grader did not receive the confirmation the kernel sends for this result (its "
+                 "output was blocked or replaced): leave the notebook's output machinery alone",
+    "duplicate": "the grader received more than one confirmation for this result: output imitating "
+                 "the grader's was printed",
+}
+
+
+def _sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def record_problem(out_dir: Path, index: int, digests: dict) -> str | None:
+    """Why record ``index`` in ``out_dir`` cannot be trusted (a key of :data:`RECORD_REFUSED`), or None.
+
+    ``digests``: record index (str) -> ``{file: sha256}`` as the kernel published them
+    right after writing the record (or ``"duplicate"``).
+    """
+    entry = digests.get(str(index))
+    if entry is None:
+        return "no digest"
+    if not isinstance(entry, dict):
+        return "duplicate"
+    if f"{index}.json" not in entry:
+        return "changed"
+    for name, expected in entry.items():
+        if not isinstance(name, str) or not _RECORD_FILE.match(name) or name in (".", ".."):
+            return "changed"
+        path = out_dir / name
+        try:
+            if path.is_symlink() or not path.is_file() or _sha256(path) != expected:
+                return "changed"
+        except OSError:
+            return "changed"
+    return None
+
+
 
 
 def case_rng(seed: int, name: str) -> np.random.Generator:
@@ -54,14 +101,33 @@ class Judge:
             dump_json(cases_dir / f"{name}.json", requests)
 
     # ------------------------------------------------------------------ collect
+    def _digests(self, name: str) -> dict | None:
+        """The digests the grader received for ``name``'s records (``digests/<name>.json``,
+        written by :class:`autograder.preprocessor.Recordings`), or None where there is
+        no such file (in-process grading, :mod:`autograder.local`, has no kernel to check)."""
+        path = self.workdir / "digests" / f"{name}.json"
+        if not path.exists():
+            return None
+        try:
+            records = load_json(path).get("records")
+        except (CodecError, ValueError, OSError, AttributeError):
+            return {}
+        return records if isinstance(records, dict) else {}
+
     def _outcomes(self, name: str) -> tuple[list[Outcome], bool]:
         out_dir = self.workdir / "out" / name
         reader = Reader(out_dir, as_torch=False)
+        digests = self._digests(name)
         outcomes = []
         for i in range(len(self.cases[name])):
             path = out_dir / f"{i}.json"
             if not path.exists():
                 outcomes.append(Outcome("missing"))
+                continue
+            refused = record_problem(out_dir, i, digests) if digests is not None else None
+            if refused is not None:
+                outcomes.append(Outcome("error", {"stage": "record", "error": {
+                    "type": "RecordRefused", "message": RECORD_REFUSED[refused]}}))
                 continue
             try:
                 record = reader.decode(load_json(path))

@@ -59,7 +59,7 @@ from nbgrader.preprocessors.execute import UnresponsiveKernelError
 from nbgrader.utils import is_grade, is_solution
 from traitlets import Bool, Enum, Integer, List, Unicode
 
-from gradekit.capture import WORKDIR_NAME
+from gradekit.capture import DIGEST_MIME, WORKDIR_NAME
 
 from .checks import problems_for
 from .judge import Judge
@@ -184,8 +184,22 @@ def _open_dir(parent_fd: int, name: str, create: bool) -> int | None:
     return os.open(name, flags, dir_fd=parent_fd)
 
 
+#: What a record's digest becomes when more than one (or a malformed one) arrived.
+DUPLICATE_DIGEST = "duplicate"
+#: Characters of digests the grader keeps for one notebook (honest ones need a few KiB).
+DIGEST_BYTES = 16 * 2**20
+
+
 class Recordings:
-    """What the kernel recorded, moved out of its reach test cell by test cell."""
+    """What the kernel recorded, moved out of its reach test cell by test cell.
+
+    While a test cell runs, the kernel publishes the SHA-256 digests of each record
+    it writes (:meth:`receive`, from :meth:`JudgedExecute.output`); :meth:`take`
+    writes what arrived to ``private/digests/<name>.json``, out of the kernel's reach,
+    where the judge checks the copied records against them
+    (:func:`autograder.judge.record_problem`). Exactly one digest per record counts:
+    a second one for the same record (output imitating the grader's) spoils it.
+    """
 
     def __init__(self, workdir: Path, private: Path, max_bytes: int, owner: int | None = None):
         self.workdir = workdir
@@ -193,6 +207,10 @@ class Recordings:
         self.max_bytes = max_bytes
         self.owner = owner
         self.oversize: set[str] = set()
+        #: name -> record index -> its files' digests, or DUPLICATE_DIGEST
+        self.digests: dict[str, dict[int, dict | str]] = {}
+        self._open: set[str] = set()  # names whose test cell is running
+        self._digest_budget = DIGEST_BYTES  # characters of digests kept, all names together
 
     def _out_fd(self, create: bool) -> int | None:
         root = os.open(self.workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -228,12 +246,37 @@ class Recordings:
         dest = self.private / "out" / name
         if dest.exists():
             shutil.rmtree(dest)
+        self.digests[name] = {}
+        self._open.add(name)
+
+    def receive(self, content) -> None:
+        """A digest message from the kernel: ``{"name", "index", "files": {file: sha256}}``."""
+        if not isinstance(content, dict):
+            return
+        name, index, files = content.get("name"), content.get("index"), content.get("files")
+        if not isinstance(name, str) or name not in self._open or not isinstance(index, int) \
+                or isinstance(index, bool) or not 0 <= index < 100_000 or self._digest_budget <= 0:
+            return  # (past the budget, later records have no digest: refused)
+        table = self.digests[name]
+        if index in table:
+            table[index] = DUPLICATE_DIGEST
+        elif isinstance(files, dict) and 0 < len(files) <= 100_000 and all(
+                isinstance(k, str) and _SAFE_NAME.match(k) and isinstance(v, str) and len(v) <= 128
+                for k, v in files.items()):
+            self._digest_budget -= sum(len(k) + len(v) for k, v in files.items())
+            table[index] = dict(files)
+        else:
+            table[index] = DUPLICATE_DIGEST
 
     def take(self, name: str) -> None:
         """After the test cell: copy plain files of ``name``'s results to the private folder."""
         dest = self.private / "out" / name
         if dest.exists():
             shutil.rmtree(dest)
+        self._open.discard(name)
+        digests = {str(i): entry for i, entry in self.digests.get(name, {}).items()}
+        (self.private / "digests").mkdir(parents=True, exist_ok=True)
+        (self.private / "digests" / f"{name}.json").write_text(json.dumps({"records": digests}), encoding="utf-8")
         out = self._out_fd(create=False)
         if out is None:
             return
@@ -334,6 +377,11 @@ class JudgedExecute(Execute):
         run = self._run
         if run is not None:
             content = msg.get("content", {})
+            data = content.get("data") if isinstance(content, dict) else None
+            if isinstance(data, dict) and DIGEST_MIME in data:  # a record's digest: never an output
+                if msg.get("msg_type", msg.get("header", {}).get("msg_type")) == "display_data":
+                    run["recordings"].receive(data[DIGEST_MIME])
+                return None
             size = len(str(content.get("text", ""))) + sum(len(str(v)) for v in (content.get("data") or {}).values())
             used = run["output_bytes"].get(cell_index, 0) + size
             run["output_bytes"][cell_index] = used
