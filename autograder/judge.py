@@ -23,7 +23,8 @@ import numpy as np
 
 from gradekit.codec import CodecError, Reader, Writer, dump_json, load_json
 
-from .problem import Case, Outcome, Problem, Verdict, error_message
+from .cases.sample import Draw
+from .problem import Case, CheckBug, Outcome, Problem, Verdict, error_message
 from .source_check import banned_uses, defining_cells
 
 _KERNEL_STATUS = {"timeout": "timeout", "oom": "out of memory"}
@@ -72,33 +73,39 @@ def record_problem(out_dir: Path, index: int, digests: dict) -> str | None:
     return None
 
 
-
-
 def case_rng(seed: int, name: str) -> np.random.Generator:
     """The generator a problem's cases are drawn from: one per (seed, problem)."""
     return np.random.default_rng([int(seed), zlib.crc32(name.encode())])
 
 
 class Judge:
-    def __init__(self, problems: dict[str, Problem], seed: int, workdir: Path):
+    def __init__(self, problems: dict[str, Problem], seed: int, workdir: Path, strict: bool = False):
+        """``strict``: an exception in a check propagates (the test suite's mode: a bug in
+        check code must fail loudly) instead of becoming a message for the student."""
         self.problems = problems
+        self.strict = strict
         self.seed = int(seed)
         self.workdir = Path(workdir)
         self.cases: dict[str, list[Case]] = {}
 
     # ------------------------------------------------------------------ prepare
-    def prepare(self) -> None:
+    def prepare(self, select=None) -> None:
+        """Draw every problem's cases and write their requests (``select(case)``: keep only some)."""
+        for name, problem in self.problems.items():
+            cases = [c for c in problem.cases(Draw(case_rng(self.seed, name))) if select is None or select(c)]
+            self.write(name, cases)
+
+    def write(self, name: str, cases: list[Case]) -> None:
+        """Write the requests of ``cases`` for problem ``name`` (what the kernel reads)."""
         cases_dir = self.workdir / "cases"
         cases_dir.mkdir(parents=True, exist_ok=True)
-        for name, problem in self.problems.items():
-            cases = problem.cases(case_rng(self.seed, name))
-            self.cases[name] = cases
-            writer = Writer(cases_dir, prefix=f"{name}_")
-            requests = []
-            for i, case in enumerate(cases):
-                request = {"seconds": problem.seconds, "seed": self.seed % 2**31 + i, **case.request}
-                requests.append(writer.encode(request))
-            dump_json(cases_dir / f"{name}.json", requests)
+        self.cases[name] = cases
+        writer, requests = Writer(cases_dir, prefix=f"{name}_"), []
+        for i, case in enumerate(cases):
+            request = case.request() if callable(case.request) else case.request
+            requests.append(writer.encode({"seconds": self.problems[name].seconds, "seed": self.seed % 2**31 + i,
+                                           **request}))
+        dump_json(cases_dir / f"{name}.json", requests)
 
     # ------------------------------------------------------------------ collect
     def _digests(self, name: str) -> dict | None:
@@ -181,7 +188,11 @@ class Judge:
             elif outcome.ok:
                 try:
                     message = case.check(outcome)
+                except CheckBug:
+                    raise
                 except Exception as exc:  # noqa: BLE001  (malformed data from the kernel)
+                    if self.strict:
+                        raise
                     message = f"{case.label}: the result could not be checked ({type(exc).__name__})"
                 wrong += message is not None
             else:
@@ -191,7 +202,7 @@ class Judge:
             groups[case.group] = groups.get(case.group, True) and passed
             if not passed and case.group not in first_failure:
                 first_failure[case.group] = message
-        weights = {g: float(problem.weights.get(g, 1.0)) for g in groups}
+        weights = {g: float(problem.group(g).weight) for g in groups}
         total = sum(weights.values()) or 1.0
         fraction = sum(w for g, w in weights.items() if groups[g]) / total
         passed_groups = sum(groups.values())
@@ -201,9 +212,7 @@ class Judge:
                 lines.append(f"  ok    {group}")
             else:
                 lines.append(f"  FAIL  {group}: {first_failure[group]}")
-                hint = problem.hints.get(group)
-                if hint:
-                    lines.append(f"        hint: {hint}")
+                lines.append(f"        hint: {problem.group(group).hint}")
         if fraction == 1.0:
             status = "passed"
         elif statuses and not wrong and all(not groups[c.group] for c in cases) and len(set(statuses)) == 1:

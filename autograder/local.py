@@ -19,17 +19,18 @@ from .problem import Verdict
 
 
 def grade_namespace(assignment: str, namespace: dict, names=None, seed: int = 0,
-                    sources: list[str] | None = None) -> dict[str, Verdict]:
+                    sources: list[str] | None = None, strict: bool = True) -> dict[str, Verdict]:
     """Verdicts for the problems ``names`` (default: all) of ``assignment``.
 
     ``namespace`` maps graded names to the objects under test; ``sources`` are the
     code cells searched for forbidden built-ins (``None`` skips the static check).
+    ``strict``: a bug in check code raises instead of becoming a message.
     """
     problems = problems_for(assignment)
     if names is not None:
         problems = {n: problems[n] for n in names}
     with tempfile.TemporaryDirectory(prefix="gradekit-local-") as tmp:
-        judge = Judge(problems, seed, Path(tmp))
+        judge = Judge(problems, seed, Path(tmp), strict=strict)
         judge.prepare()
         with contextlib.redirect_stdout(io.StringIO()):
             for name in problems:

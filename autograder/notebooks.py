@@ -17,6 +17,7 @@ import argparse
 import ast
 import importlib
 import inspect
+import re
 import sys
 from pathlib import Path
 
@@ -28,6 +29,8 @@ SOURCE = COURSE / "source"
 
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 HIDDEN_MARKERS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+#: A hidden test's call into the grader: ``gradekit.capture("<name>", globals())``.
+CAPTURE_RE = re.compile(r"gradekit\s*\.\s*capture\(\s*[\"']([A-Za-z0-9_]+)[\"']")
 
 
 def source_notebook(assignment: str) -> Path:
@@ -114,7 +117,7 @@ def fill(nb, implementations: dict[str, str]):
     for cell in nb.cells:
         if not is_solution_cell(cell):
             continue
-        names = defined_names(cell.source) or _stub_names(cell.source)
+        names = defined_names(cell.source)
         if names and all(n in implementations for n in names):
             cell.source = strip_markers("\n\n".join(implementations[n].rstrip() for n in names))
     return nb
@@ -124,11 +127,6 @@ def strip_markers(source: str) -> str:
     """``source`` without nbgrader's solution-marker lines (a student never has them)."""
     return "\n".join(line for line in source.splitlines()
                      if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")) + "\n"
-
-
-def _stub_names(source: str) -> list[str]:
-    """Names defined in a release stub, which parses (raise NotImplementedError())."""
-    return defined_names(source)
 
 
 def leaks(text: str) -> list[str]:

@@ -1,36 +1,47 @@
 """How a graded problem is described to the judge.
 
-A :class:`Problem` produces randomised :class:`Case` objects from a generator
-seeded at grading time. Each case has
+A :class:`Problem` declares its check groups once (:class:`Group`: the aspect it
+tests, the hint shown when it fails, its weight) and draws randomised
+:class:`Case` objects from a generator seeded at grading time. Each case has
 
 - ``request``: what the kernel should run (see :mod:`gradekit.capture`), holding
   inputs only (numpy arrays, ``ModuleSpec``\\ s, plain values);
 - ``check``: a judge-side function from the kernel's :class:`Outcome` to ``None``
   (right) or a message saying what is wrong, computing the reference itself;
-- ``group``: the aspect it tests ("stride", "padding", "backward", ...).
+- ``group``: the name of one of the problem's groups.
 
 Scoring: a group passes when all its cases pass; the problem's score is the
-weighted share of passing groups (weights default to 1). A call to a built-in the
-problem asks the student to write scores 0, whatever the values.
+weighted share of passing groups. A call to a built-in the problem asks the
+student to write scores 0, whatever the values.
+
+The builders of :mod:`autograder.cases` make the cases of every week.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
 
-from gradekit.codec import Unsupported
+#: Fields a kernel record may carry (see ``gradekit.capture``): reading any other
+#: attribute of an :class:`Outcome` is a bug in the check, not a student's fault.
+RECORD_FIELDS = frozenset({
+    "status", "stage", "error", "seconds", "ops", "value", "args_after", "grads", "grad_error",
+    "values", "vars", "facts", "outputs", "load_error", "state_after", "student_s", "baseline_s",
+    "student_times", "baseline_times", "eval_logits", "history", "device", "runs"})
 
-from .compare import describe
 
-#: Every status a graded problem can end in.
-STATUSES = ("passed", "failed", "error", "timeout", "out of memory", "kernel died", "missing")
+class CheckBug(AttributeError):
+    """A check read a field no kernel record has: a typo in the grader, never the student's fault."""
 
 
 @dataclass
 class Outcome:
-    """What the kernel recorded for one request, decoded to plain data."""
+    """What the kernel recorded for one request, decoded to plain data.
+
+    Fields of the record read as attributes (``outcome.value``); a field the
+    kernel did not record reads as ``None``; a name that is no record field at
+    all raises :class:`CheckBug`.
+    """
 
     status: str  # "ok", "error", "timeout", "oom", "missing"
     data: dict = field(default_factory=dict)
@@ -40,24 +51,43 @@ class Outcome:
         return self.status == "ok"
 
     def __getattr__(self, name: str) -> Any:
-        try:
-            return self.__dict__["data"][name]
-        except KeyError:
-            raise AttributeError(name) from None
+        if name.startswith("__") or name not in RECORD_FIELDS:
+            raise CheckBug(f"Outcome has no field {name!r} (known: {', '.join(sorted(RECORD_FIELDS))})")
+        return self.__dict__["data"].get(name)
 
     def get(self, name: str, default: Any = None) -> Any:
+        if name not in RECORD_FIELDS:
+            raise CheckBug(f"Outcome has no field {name!r}")
         return self.data.get(name, default)
+
+
+@dataclass(frozen=True)
+class Group:
+    """One aspect of a problem: its name, the hint shown when it fails, its weight.
+
+    Hints teach the concept; they never state the answer.
+    """
+
+    name: str
+    hint: str
+    weight: float = 1.0
 
 
 @dataclass
 class Case:
-    request: dict
+    #: The request, or a function that makes it when it is written (large inputs drawn late).
+    request: dict | Callable[[], dict]
     check: Callable[[Outcome], str | None]
     label: str
     group: str = "basic"
     #: Name of the exception the student's code must raise (``check`` then only
     #: runs when it returned normally, to say so).
     raises: str | None = None
+    #: Seconds-long cases (training, timing, full-size models): the property tests
+    #: run them on a few seeds, the cheap ones on a thousand.
+    heavy: bool = False
+    #: The right answer when it is a plain value (an int): messages must never show it.
+    secret: Any = None
 
 
 @dataclass
@@ -76,34 +106,41 @@ class Verdict:
 
 
 class Problem:
-    """Base class: subclasses set ``name`` and implement :meth:`cases`.
+    """Base class: subclasses set ``name`` and ``groups`` and implement :meth:`cases`.
 
     Attributes:
         name: the graded name in the notebook (function or class).
+        groups: the problem's :class:`Group`\\ s, in report order.
         banned_names: attribute, import or string names that may not appear in the
             student's definition (checked on the source, by AST).
         banned_ops: torch functions / ATen ops (``"aten.convolution"``) that may not
             run while the student's code runs (checked on the kernel's op trace).
-        hints: per group, a hint shown when that group fails. Hints teach the
-            concept; they never state the answer.
-        weights: per group weight (default 1).
         seconds: time limit for each request in the kernel.
     """
 
     name: str = ""
-    banned_names: tuple[str, ...] = ()
-    banned_ops: tuple[str, ...] = ()
-    hints: dict[str, str] = {}
-    weights: dict[str, float] = {}
+    groups: tuple[Group, ...] = ()
+    banned_names: frozenset[str] | tuple[str, ...] = ()
+    banned_ops: frozenset[str] | tuple[str, ...] = ()
     seconds: float = 60.0
 
-    def cases(self, rng: np.random.Generator) -> list[Case]:
+    def cases(self, draw) -> list[Case]:
+        """The cases for one grading, drawn with ``draw`` (an :class:`autograder.cases.Draw`)."""
         raise NotImplementedError
 
-    # Helpers for subclasses -------------------------------------------------
-    def call(self, *args, **kwargs) -> dict:
-        """A ``call`` request of the problem's function on ``args`` and ``kwargs``."""
-        return {"proc": "call", "fn": self.name, "args": list(args), "kwargs": kwargs}
+    def group(self, name: str) -> Group:
+        for group in self.groups:
+            if group.name == name:
+                return group
+        raise KeyError(f"{self.name}: case group {name!r} is not declared in {type(self).__name__}.groups")
+
+    @property
+    def hints(self) -> dict[str, str]:
+        return {g.name: g.hint for g in self.groups}
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {g.name: g.weight for g in self.groups}
 
 
 def error_message(name: str, outcome: Outcome, label: str) -> str:
@@ -114,10 +151,10 @@ def error_message(name: str, outcome: Outcome, label: str) -> str:
         return f"{label}: ran out of memory"
     if outcome.status == "missing":
         return f"{label}: no result was recorded"
-    err = outcome.get("error") or {}
+    err = outcome.error if isinstance(outcome.error, dict) else {}
     kind, message = err.get("type", "Error"), err.get("message", "")
     where = err.get("where")
-    stage = outcome.get("stage", "call")
+    stage = outcome.stage or "call"
     if kind == "NotImplementedError":
         return f"{name} is not implemented yet (it raises NotImplementedError)"
     text = f"{label}: raised {kind}"
@@ -128,11 +165,3 @@ def error_message(name: str, outcome: Outcome, label: str) -> str:
     if stage not in ("call", "lookup"):
         text += f" [during {stage}]"
     return text
-
-
-def value_or_message(outcome: Outcome, key: str = "value"):
-    """Helper: the recorded value, or a message if it could not be recorded."""
-    value = outcome.get(key)
-    if isinstance(value, Unsupported):
-        return None, f"returned {describe(value)}, which the grader cannot read"
-    return value, None

@@ -13,6 +13,8 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 
+from . import COURSE_ID
+
 
 @dataclass
 class Cell:
@@ -44,7 +46,7 @@ def _statuses(course: Path, student: str, assignment: str) -> dict[str, str]:
 def results(course: Path, assignments: list[str]) -> tuple[list[str], dict[tuple[str, str], dict[str, Cell]]]:
     """(students, {(assignment, grade_id): {student: Cell}}) for autograded test cells."""
     table: dict[tuple[str, str], dict[str, Cell]] = {}
-    with Gradebook(_db_url(course), course_id="cnn-architectures") as gb:
+    with Gradebook(_db_url(course), course_id=COURSE_ID) as gb:
         students = sorted(s.id for s in gb.students)
         for assignment in assignments:
             try:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from autograder.cases import Draw
 from autograder.checks.w1_conv_arithmetic import Conv2d
 from autograder.preprocessor import JudgedExecute
 from autograder.problem import Outcome
@@ -61,23 +62,28 @@ def test_interrupts_reach_the_kernel_not_bubblewrap():
 
 # ----------------------------------------------------------------------------- checks
 def _speed_case():
-    cases = [c for c in Conv2d().cases(np.random.default_rng(0)) if c.group == "speed"]
+    cases = [c for c in Conv2d().cases(Draw(0)) if c.group == "speed"]
     assert len(cases) == 1
     return cases[0]
 
 
-def test_speed_group_never_passes_an_object_that_is_not_the_output():
+def test_speed_group_checks_every_timed_call_on_fresh_inputs():
     import torch
 
     case = _speed_case()
-    x, w = (np.asarray(a) for a in case.request["args"])
+    inputs = [([np.asarray(a) for a in item["args"]], item["kwargs"]) for item in case.request()["inputs"]]
+    assert len(inputs) == case.request()["repeats"] + 1
+    assert len({a[0].tobytes() for a, _ in inputs}) == len(inputs), "every call gets fresh inputs"
+    right = [ref.conv2d(*(torch.from_numpy(a) for a in args), **kw).numpy() for args, kw in inputs]
     fast = {"student_s": 0.001, "baseline_s": 0.01}
     for value in (Unsupported("Anything"), 1, None, np.zeros((1, 1, 1, 1), np.float32)):
-        message = case.check(Outcome("ok", {**fast, "value": value}))
-        assert message and "the output" in message, value
-    right = ref.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=1).numpy()
-    assert case.check(Outcome("ok", {**fast, "value": right})) is None
-    assert "slower" in case.check(Outcome("ok", {"student_s": 1.0, "baseline_s": 0.001, "value": right}))
+        message = case.check(Outcome("ok", {**fast, "values": [right[0]] + [value] * (len(right) - 1)}))
+        assert message and "the output of call 2" in message, value
+    memoised = [right[0]] * len(right)  # the warm-up's answer returned again: wrong for the later inputs
+    assert "the output of call 2" in case.check(Outcome("ok", {**fast, "values": memoised}))
+    assert case.check(Outcome("ok", {**fast, "values": right})) is None
+    assert "slower" in case.check(Outcome("ok", {"student_s": 1.0, "baseline_s": 0.001, "values": right}))
+    assert "results were recorded" in case.check(Outcome("ok", {**fast, "values": right[:2]}))
 
 
 # ----------------------------------------------------------------------------- sanitize

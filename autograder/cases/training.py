@@ -377,4 +377,4 @@ def training_case(group: str, label: str, recipe: str, models: dict[str, dict], 
 
     request = {"proc": "train", "recipe": recipe, "models": dict(models), "data": dict(data), "device": device,
                "seconds": float(budget.seconds), **budget.request(), **extra}
-    return Case(request, check, full_label, group)
+    return Case(request, check, full_label, group, heavy=True)

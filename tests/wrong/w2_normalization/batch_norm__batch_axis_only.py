@@ -1,4 +1,5 @@
 """Takes the statistics over the batch axis only, so (N, C, *) inputs get one statistic per position."""
+EXPECT = 'statistics over the batch axis only'
 import torch
 
 

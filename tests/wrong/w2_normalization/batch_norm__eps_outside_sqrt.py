@@ -1,4 +1,5 @@
 """Adds eps after the square root: (x - mean) / (sqrt(var) + eps)."""
+EXPECT = 'adding eps after the square root'
 import torch
 
 

@@ -1,4 +1,5 @@
 """Keeps momentum of the old running value (CS231n convention) instead of weighting the new batch."""
+EXPECT = 'momentum weighting the old value'
 import torch
 
 

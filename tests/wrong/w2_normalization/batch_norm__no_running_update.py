@@ -1,4 +1,5 @@
 """Normalises with the batch statistics in training mode but never updates running_mean and running_var."""
+EXPECT = 'still holds its value before the call'
 import torch
 
 

@@ -1,4 +1,5 @@
 """Rebinds the running statistics to new tensors, so the caller's tensors are never updated."""
+EXPECT = 'still holds its value before the call'
 import torch
 
 

@@ -1,4 +1,5 @@
 """Stores the biased batch variance in running_var (PyTorch stores the unbiased one)."""
+EXPECT = 'storing the biased variance'
 import torch
 
 

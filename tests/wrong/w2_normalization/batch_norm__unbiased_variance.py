@@ -1,4 +1,5 @@
 """Normalises with the unbiased batch variance (divides by n - 1) instead of the biased one."""
+EXPECT = 'unbiased variance'
 import torch
 
 

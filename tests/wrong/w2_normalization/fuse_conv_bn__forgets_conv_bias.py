@@ -1,4 +1,5 @@
 """Folds the BatchNorm as if the conv had no bias: the conv's own bias is dropped."""
+EXPECT = 'as if the conv had no bias'
 import torch
 import torch.nn as nn
 

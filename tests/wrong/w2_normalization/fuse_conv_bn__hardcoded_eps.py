@@ -1,4 +1,5 @@
 """Uses eps = 1e-5 instead of the BatchNorm's own eps."""
+EXPECT = "instead of the BatchNorm's own eps"
 import torch
 import torch.nn as nn
 

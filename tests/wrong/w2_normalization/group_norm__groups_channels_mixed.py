@@ -1,4 +1,5 @@
 """Mixes up num_groups and channels per group: makes C / num_groups groups of num_groups channels."""
+EXPECT = 'mixed up with groups of num_groups channels'
 import torch
 
 

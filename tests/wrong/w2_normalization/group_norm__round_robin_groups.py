@@ -1,4 +1,5 @@
 """Puts channel c into group c % num_groups instead of consecutive blocks of channels."""
+EXPECT = 'round-robin'
 import torch
 
 

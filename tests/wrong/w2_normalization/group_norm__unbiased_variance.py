@@ -1,4 +1,5 @@
 """Normalises with the unbiased variance instead of the biased one."""
+EXPECT = 'unbiased variance'
 import torch
 
 

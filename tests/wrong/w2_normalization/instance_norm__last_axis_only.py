@@ -1,4 +1,5 @@
 """Averages over the last axis only, so images are normalised row by row."""
+EXPECT = 'statistics over the last axis only'
 import torch
 
 

@@ -1,4 +1,5 @@
 """Always uses BatchNorm2d, whatever norm asks for."""
+EXPECT = 'which is not'
 import torch.nn as nn
 
 

@@ -1,4 +1,5 @@
 """Uses nn.LayerNorm over the last (width) dimension for 'layer', which normalises each image row."""
+EXPECT = 'last 1 dimension(s) only'
 import torch.nn as nn
 
 

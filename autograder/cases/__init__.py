@@ -1,0 +1,17 @@
+"""The toolkit every week's hidden checks are built from.
+
+- :class:`Draw` (``sample``): one random sampler;
+- ``builders``: one builder per shape of case (``integer``, ``raises``, ``tensor``
+  with optional gradients, ``steps``, ``module``, ``timing``);
+- ``modules``: ``ModuleSpec`` builders (``nn``, ``spec``, ``random_state``) and
+  building or rebuilding modules in the judge;
+- ``contract``: the module contract, one table row per ``nn.Module`` problem;
+- ``training``: training smoke tests (a recipe run in the kernel, a verdict here).
+"""
+from .builders import call, compare, diagnose, integer, label_for, module, raises, show, steps, tensor, timing, \
+    torch_args
+from .modules import build, nn, random_state, rebuild, spec, spec_text
+from .sample import Draw
+
+__all__ = ["Draw", "build", "call", "compare", "diagnose", "integer", "label_for", "module", "nn", "raises",
+           "random_state", "rebuild", "show", "spec", "spec_text", "steps", "tensor", "timing", "torch_args"]

@@ -1,0 +1,236 @@
+"""One builder per shape of case: the rows every week's checks are made of.
+
+Each builder returns a :class:`~autograder.problem.Case`: the request the kernel
+runs (inputs only) and the judge-side check, which computes the reference itself
+and answers ``None`` or a message. Messages give shapes, dtypes, error sizes and
+the student's own values, never the reference's values.
+
+Arguments are what the student's function receives: ``numpy`` arrays become
+tensors in the kernel (float64 stays float64), ``ModuleSpec``\\ s become modules,
+plain values stay plain. The reference is called on fresh tensors made from the
+same arrays.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Callable
+
+import numpy as np
+import torch
+
+from gradekit.codec import ModuleSpec
+
+from ..compare import TOL, check_int, check_tensor, describe, fmt_shape, rel_error
+from ..problem import Case, Outcome, Problem
+from .modules import spec_text
+
+Alternatives = Callable[[list, dict], list]  # (targs, tkwargs) -> [(what the student did, thunk)]
+
+
+# ----------------------------------------------------------------------------- requests and labels
+def call(name: str, *args, **kwargs) -> dict:
+    """A ``call`` request of the student's ``name`` on ``args`` and ``kwargs``."""
+    return {"proc": "call", "fn": name, "args": list(args), "kwargs": kwargs}
+
+
+def show(value) -> str:
+    """An argument as it appears in a label: shapes for tensors, constructors for modules."""
+    if isinstance(value, np.ndarray):
+        return f"of shape {fmt_shape(value.shape)}"
+    if isinstance(value, ModuleSpec):
+        return spec_text(value)
+    return repr(value)
+
+
+def label_for(name: str, reference, args, kwargs, prefix: str = "") -> str:
+    """``name(x of shape (2, 3), stride=2)``-style text, naming positional arguments
+    after the reference's parameters; ' (float32)' when the inputs are float32."""
+    try:
+        bound = inspect.signature(reference).bind_partial(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        bound = {**{str(i): a for i, a in enumerate(args)}, **kwargs}
+    parts = []
+    for key, value in bound.items():
+        if value is None:
+            continue
+        text = show(value)
+        parts.append(f"{key} {text}" if text.startswith("of shape") else f"{key}={text}")
+    floats32 = any(isinstance(v, np.ndarray) and v.dtype == np.float32 for v in bound.values())
+    return f"{prefix}{name}({', '.join(parts)})" + (" (float32)" if floats32 else "")
+
+
+def output_shape(reference, args, kwargs) -> tuple:
+    """The shape of ``reference(*args, **kwargs)``, found on the meta device (no arithmetic)."""
+    def meta(value):
+        if isinstance(value, np.ndarray):
+            return torch.empty(value.shape, dtype=getattr(torch, str(value.dtype)), device="meta")
+        return value
+    try:
+        with torch.no_grad():
+            return tuple(reference(*[meta(a) for a in args], **{k: meta(v) for k, v in kwargs.items()}).shape)
+    except (NotImplementedError, RuntimeError):  # an operation without a meta kernel
+        targs, tkwargs = torch_args(args, kwargs)
+        with torch.no_grad():
+            return tuple(reference(*targs, **tkwargs).shape)
+
+
+def torch_args(args, kwargs, requires_grad=()):
+    """Fresh tensors for a reference computation (``requires_grad`` at the given keys)."""
+    def convert(key, value):
+        if isinstance(value, np.ndarray):
+            return torch.from_numpy(np.array(value, copy=True)).requires_grad_(key in requires_grad)
+        return value
+    return [convert(i, a) for i, a in enumerate(args)], {k: convert(k, v) for k, v in kwargs.items()}
+
+
+# ----------------------------------------------------------------------------- diagnosis
+def diagnose(got, alternatives) -> str:
+    """'; it matches <what the student did>' when ``got`` equals one of the named wrong variants."""
+    if not isinstance(got, np.ndarray) or got.dtype.kind != "f":
+        return ""
+    tol = max(10 * TOL.get(str(got.dtype), 1e-6), 1e-7)
+    for text, make in alternatives:
+        try:
+            alt = np.asarray(make())
+        except Exception:  # noqa: BLE001  (a variant that does not apply to this input)
+            continue
+        if alt.shape == got.shape and rel_error(got, alt) <= tol:
+            return f"; it matches {text}"
+    return ""
+
+
+def compare(got, expected: np.ndarray, what: str, label: str, alternatives=(), tol=None) -> str | None:
+    """``check_tensor`` with the label in front and the matching classic mistake behind."""
+    msg = check_tensor(got, expected, what, tol=tol)
+    return None if msg is None else f"{label}: {msg}{diagnose(got, alternatives)}"
+
+
+# ----------------------------------------------------------------------------- builders
+def raises(problem: Problem, group: str, *args, error: str = "ValueError", label: str | None = None,
+           **kwargs) -> Case:
+    """A case whose right answer is raising ``error``."""
+    label = label or f"{problem.name}({', '.join([show(a) for a in args] + [f'{k}={show(v)}' for k, v in kwargs.items()])})"
+    return Case(call(problem.name, *args, **kwargs),
+                lambda o: f"{label} returned {describe(o.value)}; it should raise {error}",
+                label, group, raises=error)
+
+
+def integer(problem: Problem, group: str, reference, **kwargs) -> Case:
+    """A case whose answer is the int ``reference(**kwargs)`` (computed when drawn)."""
+    expected = reference(**kwargs)
+    label = f"{problem.name}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
+    return Case(call(problem.name, **kwargs), lambda o: check_int(o.value, expected, label), label, group,
+                secret=expected)
+
+
+def tensor(problem: Problem, group: str, reference, *args, grad: dict | None = None, tol: float | None = None,
+           alternatives: Alternatives | None = None, extra: Callable[[Outcome, str], str | None] | None = None,
+           return_args: list | None = None, label: str | None = None, draw=None, **kwargs) -> Case:
+    """``problem.name(*args, **kwargs)`` compared with ``reference(*args, **kwargs)``.
+
+    grad: ``{position or keyword: text}``: also compare float64 autograd gradients
+        for those inputs, backpropagating a random output gradient drawn with ``draw``.
+    alternatives: named classic mistakes, to say which one a wrong output matches.
+    extra: a further check of the outcome (in-place updates, via ``return_args``),
+        run before the output is compared.
+    """
+    grad = grad or {}
+    label = label or label_for(problem.name, reference, args, kwargs, "gradients of " if grad else "")
+    request = call(problem.name, *args, **kwargs)
+    if return_args:
+        request["return_args"] = list(return_args)
+    grad_output = None
+    if grad:
+        request["args"], request["kwargs"] = torch_args(args, kwargs, grad)
+        grad_output = draw.normal(output_shape(reference, args, kwargs))
+        request["grad"] = {"grad_output": grad_output, "wrt": list(grad)}
+
+    def check(outcome: Outcome):
+        if extra is not None:
+            msg = extra(outcome, label)
+            if msg:
+                return msg
+        targs, tkwargs = torch_args(args, kwargs, grad)
+        out = reference(*targs, **tkwargs)
+        alts = alternatives(targs, tkwargs) if alternatives else ()
+        msg = compare(outcome.value, out.detach().numpy(), "the output", label, alts, tol)
+        if msg or not grad:
+            return msg
+        if outcome.grad_error:
+            err = outcome.grad_error if isinstance(outcome.grad_error, dict) else {}
+            return f"{label}: backward raised {err.get('type')}: {str(err.get('message', ''))[:150]}"
+        leaves = [targs[k] if isinstance(k, int) else tkwargs[k] for k in grad]
+        expected = torch.autograd.grad(out, leaves, torch.from_numpy(grad_output))
+        grads = outcome.grads if isinstance(outcome.grads, dict) else {}
+        for key, exp in zip(grad, expected):
+            got = grads.get(str(key))
+            if got is None:
+                return f"{label}: no gradient reached {grad[key]} (is the output still connected to it?)"
+            msg = check_tensor(got, exp.numpy(), f"the gradient for {grad[key]}", tol=tol)
+            if msg:
+                return f"{label}: {msg}"
+        return None
+
+    return Case(request, check, label, group)
+
+
+def steps(problem: Problem, group: str, label: str, variables: dict, calls: list[dict], return_vars: list[str],
+          check: Callable[[list, dict], str | None]) -> Case:
+    """Several calls sharing kernel-side variables (``Var("name")`` in their arguments).
+
+    ``calls`` are ``{"args": [...], "kwargs": {...}, "record": bool}``; ``check(values, vars)``
+    receives the recorded return values and the variables after the last call.
+    """
+    request = {"proc": "steps", "vars": variables, "return_vars": return_vars,
+               "steps": [{"fn": problem.name, "record": True, **c} for c in calls]}
+    return Case(request, lambda o: check(o.values or [], o.vars if isinstance(o.vars, dict) else {}), label, group)
+
+
+def module(problem: Problem, group: str, label: str, check: Callable[[Outcome], str | None], *args,
+           inputs=(), train: bool = False, state: dict | None = None, **kwargs) -> Case:
+    """Build ``problem.name(*args, **kwargs)`` in the kernel, report its facts (parameter
+    count, ``state_dict`` shapes, submodule types), optionally load ``state``
+    (``strict=True``) and run it on ``inputs``; ``check(outcome)`` judges."""
+    request = {"proc": "module", "cls": problem.name, "args": list(args), "kwargs": kwargs,
+               "inputs": list(inputs), "train": train}
+    if state is not None:
+        request["state"] = state
+    return Case(request, check, label, group)
+
+
+def timing(problem: Problem, group: str, reference, draw_inputs: Callable[[], tuple[list, dict]], baseline: str,
+           bound: float, label: str, repeats: int = 5) -> Case:
+    """Median time of the student's function against a PyTorch ``baseline``.
+
+    Every call, timed or warm-up, gets fresh inputs (``draw_inputs()``) that the
+    student's code has not seen, the baseline gets private copies, and every value
+    returned is checked: a fast wrong answer, or a memoised one, earns nothing.
+    """
+    @functools.cache
+    def drawn() -> list:  # drawn when the request is written: large inputs cost nothing until then
+        return [draw_inputs() for _ in range(repeats + 1)]
+
+    def request() -> dict:
+        return {"proc": "timing", "fn": problem.name, "baseline": baseline, "repeats": repeats,
+                "inputs": [{"args": list(a), "kwargs": k} for a, k in drawn()]}
+
+    def check(outcome: Outcome):
+        inputs = drawn()
+        values = outcome.values if isinstance(outcome.values, list) else []
+        if len(values) != len(inputs):
+            return f"{label}: {len(values)} results were recorded for {len(inputs)} calls"
+        for i, ((args, kwargs), got) in enumerate(zip(inputs, values)):
+            targs, tkwargs = torch_args(args, kwargs)
+            msg = check_tensor(got, reference(*targs, **tkwargs).numpy(), f"the output of call {i + 1}")
+            if msg:
+                return f"{label}: {msg}"
+        student, base = outcome.student_s, outcome.baseline_s
+        if not all(isinstance(t, (int, float)) and t >= 0 for t in (student, base)):
+            return f"{label}: the timings could not be read"
+        ratio = student / max(base, 1e-9)
+        if ratio > bound:
+            return f"{label}: {ratio:.0f}x slower than {baseline.rsplit('.', 1)[-1]} (the bound is {bound:.0f}x)"
+        return None
+
+    return Case(request, check, label, group, heavy=True)
