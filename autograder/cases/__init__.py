@@ -5,7 +5,8 @@
   with optional gradients, ``steps``, ``module``, ``timing``);
 - ``modules``: ``ModuleSpec`` builders (``nn``, ``spec``, ``random_state``) and
   building or rebuilding modules in the judge;
-- ``contract``: the module contract, one table row per ``nn.Module`` problem;
+- ``contract``: the module contract, one table row per ``nn.Module`` problem
+  (output shape, parameter count, ``state_dict`` layout, torchvision's weights, submodules);
 - ``training``: training smoke tests (a recipe run in the kernel, a verdict here).
 """
 from .builders import call, compare, diagnose, integer, label_for, module, raises, show, steps, tensor, timing, \
