@@ -36,6 +36,19 @@ findings listed. A submission that could not be read
 (:func:`autograder.sanitize.prepare_submission`) is not run: every problem is
 "missing", with the reason.
 
+Only the notebook's cells are the student's code: files beside the notebook that
+Python could import or the kernel could load at start-up are not copied into the
+working folder (:func:`safe_copytree`, listed in the feedback), the kernel's Python
+starts isolated (:func:`autograder.sandbox.isolate_python`), and a graded name the
+cells do not define themselves (imported from a module a cell wrote, loaded with
+``exec``, ``runpy``...: :func:`autograder.source_check.foreign_definition`) is
+"missing", with the reason.
+
+A failure of the grading infrastructure (the grader's disk, the sandbox or the kernel
+failing to start) is never the student's zero: the notebook is graded again, and if
+it fails again :class:`~autograder.sandbox.GradingInfrastructureError` propagates so
+that nbgrader reports the student as failed instead of recording a grade.
+
 The verdicts also go to ``nb.metadata["gradekit"]`` (status, score and messages per
 problem, the sandbox's record, what the sanitizer changed), which the class report
 and the demo read.
@@ -43,7 +56,9 @@ and the demo read.
 from __future__ import annotations
 
 import errno
+import copy
 import json
+import logging
 import os
 import re
 import secrets
@@ -64,8 +79,12 @@ from gradekit.capture import DIGEST_MIME, WORKDIR_NAME
 from .checks import problems_for
 from .judge import Judge
 from .problem import Verdict
-from .sandbox import GiB, MiB, Limits, Sandbox, SandboxedKernelManager, SandboxError, probe
+from .sandbox import (GiB, MiB, GradingInfrastructureError, Limits, Sandbox, SandboxedKernelManager, SandboxError,
+                      probe, remove_tree)
 from .sanitize import SANITIZE_KEY, UNREADABLE_KEY, integrity_findings
+from .source_check import foreign_definition
+
+log = logging.getLogger(__name__)
 
 CAPTURE_RE = re.compile(r"gradekit\s*\.\s*capture\(\s*[\"']([A-Za-z0-9_]+)[\"']")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
@@ -124,41 +143,74 @@ def annotate(nb, verdicts: dict[str, Verdict], seed: int) -> dict:
 
 
 # ------------------------------------------------------------------ file helpers
-def safe_copytree(src: Path, dest: Path, ignore=(".ipynb", ".unreadable", ".orig"), skip_dirs=(WORKDIR_NAME,),
-                  max_bytes: int = 2 * GiB) -> list[str]:
-    """Copy regular files and folders only (no links, devices, fifos); returns what was skipped."""
-    skipped: list[str] = []
-    budget = [max_bytes]
-    dest.mkdir(parents=True, exist_ok=True)
+#: Files beside the notebook that Python or the kernel could run or import. They never
+#: reach the working folder: only the code in the notebook's cells runs as the student's.
+CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyw", ".pyd", ".pyi", ".so", ".pth", ".egg-link", ".dylib", ".dll")
+CODE_FILES = re.compile(r"^((ipython|jupyter)[A-Za-z0-9_-]*_config\.(py|json)|matplotlibrc|\.pythonrc.*)$")
+CODE_DIRS = ("__pycache__", ".ipython", ".jupyter", ".config", ".local", ".ipynb_checkpoints")
 
-    def walk(folder: Path, out: Path):
+
+def safe_copytree(src: Path, dest: Path, ignore=(".ipynb", ".unreadable", ".orig"), skip_dirs=(WORKDIR_NAME,),
+                  max_bytes: int = 2 * GiB, max_depth: int = 32, max_entries: int = 100_000,
+                  withheld: list[str] | None = None, withhold_code: bool = True) -> list[str]:
+    """Copy regular files and folders only (no links, devices, fifos); returns what was skipped.
+
+    Iterative (any depth of folders in the source is fine; copies stop at ``max_depth``
+    and ``max_entries``). Code Python could import or the kernel could load at start-up
+    (:data:`CODE_SUFFIXES`, :data:`CODE_FILES`, :data:`CODE_DIRS`) is left out and
+    listed in ``withheld`` (relative paths) when given, unless ``withhold_code`` is false.
+    """
+    skipped: list[str] = []
+    budget = max_bytes
+    entries_left = max_entries
+    src, dest = Path(src), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    stack = [(src, dest, 0)]
+    while stack:
+        folder, out, depth = stack.pop()
         try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
         except OSError:
-            return
+            continue
         for entry in entries:
+            entries_left -= 1
+            if entries_left < 0:
+                skipped.append(f"{folder} (more than {max_entries} files)")
+                stack.clear()
+                break
             try:
                 mode = entry.stat(follow_symlinks=False).st_mode
             except OSError:
                 continue
+            rel = os.path.relpath(entry.path, src)
             if stat.S_ISDIR(mode):
-                if entry.name in skip_dirs:
+                if entry.name in skip_dirs and depth == 0:
+                    continue
+                if withhold_code and entry.name in CODE_DIRS:
+                    if withheld is not None:
+                        withheld.append(rel + "/")
+                    continue
+                if depth + 1 >= max_depth:
+                    skipped.append(f"{entry.path} (folders nested deeper than {max_depth})")
                     continue
                 (out / entry.name).mkdir(exist_ok=True)
-                walk(Path(entry.path), out / entry.name)
+                stack.append((Path(entry.path), out / entry.name, depth + 1))
             elif stat.S_ISREG(mode):
-                if entry.name.endswith(ignore):
+                if entry.name.endswith(ignore) or (entry.name in skip_dirs and depth == 0):
+                    continue
+                if withhold_code and (entry.name.endswith(CODE_SUFFIXES) or CODE_FILES.match(entry.name)):
+                    if withheld is not None:
+                        withheld.append(rel)
                     continue
                 size = entry.stat(follow_symlinks=False).st_size
-                if size > budget[0]:
+                if size > budget:
                     skipped.append(entry.path)
                     continue
-                budget[0] -= size
+                budget -= size
                 shutil.copyfile(entry.path, out / entry.name, follow_symlinks=False)
             else:
                 skipped.append(entry.path)
-
-    walk(Path(src), Path(dest))
     return skipped
 
 
@@ -201,8 +253,10 @@ class Recordings:
     a second one for the same record (output imitating the grader's) spoils it.
     """
 
-    def __init__(self, workdir: Path, private: Path, max_bytes: int, owner: int | None = None):
-        self.workdir = workdir
+    def __init__(self, workdir, private: Path, max_bytes: int, owner: int | None = None):
+        """``workdir``: the kernel's working folder as the grader sees it, or a callable
+        returning it (the sandbox's :meth:`~autograder.sandbox.Sandbox.view`)."""
+        self._workdir = workdir
         self.private = private
         self.max_bytes = max_bytes
         self.owner = owner
@@ -211,6 +265,12 @@ class Recordings:
         self.digests: dict[str, dict[int, dict | str]] = {}
         self._open: set[str] = set()  # names whose test cell is running
         self._digest_budget = DIGEST_BYTES  # characters of digests kept, all names together
+        #: an error of the grader's own folders (disk full...): not the student's doing
+        self.infrastructure: OSError | None = None
+
+    @property
+    def workdir(self) -> Path:
+        return Path(self._workdir() if callable(self._workdir) else self._workdir)
 
     def _out_fd(self, create: bool) -> int | None:
         root = os.open(self.workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -227,25 +287,22 @@ class Recordings:
 
     def clear(self, name: str) -> None:
         """Before the test cell runs: no stale or planted results for ``name``."""
-        out = self._out_fd(create=True)
         try:
+            out = self._out_fd(create=True)
+        except OSError as exc:  # the sandbox is gone: the cell will not record anything
+            log.debug("cannot clear the recordings of %s: %s", name, exc)
+            out = None
+        if out is not None:
             try:
-                info = os.stat(name, dir_fd=out, follow_symlinks=False)
-            except FileNotFoundError:
-                info = None
-            if info is not None:
-                if stat.S_ISDIR(info.st_mode):
-                    shutil.rmtree(name, dir_fd=out)
-                else:
-                    os.unlink(name, dir_fd=out)
-            os.mkdir(name, 0o755, dir_fd=out)
-            if self.owner is not None:
-                os.chown(name, self.owner, self.owner, dir_fd=out, follow_symlinks=False)
-        finally:
-            os.close(out)
-        dest = self.private / "out" / name
-        if dest.exists():
-            shutil.rmtree(dest)
+                remove_tree(name, dir_fd=out)
+                os.mkdir(name, 0o755, dir_fd=out)
+                if self.owner is not None:
+                    os.chown(name, self.owner, self.owner, dir_fd=out, follow_symlinks=False)
+            except OSError as exc:
+                log.warning("cannot clear the recordings of %s: %s", name, exc)
+            finally:
+                os.close(out)
+        self._private(lambda: remove_tree(self.private / "out" / name))
         self.digests[name] = {}
         self._open.add(name)
 
@@ -268,25 +325,51 @@ class Recordings:
         else:
             table[index] = DUPLICATE_DIGEST
 
+    def _private(self, action) -> None:
+        """Run ``action`` on the grader's own folder; its failure is the grader's."""
+        try:
+            left = action()
+        except OSError as exc:
+            self._failed(exc)
+            return
+        if left:
+            self._failed(OSError(errno.EIO, f"could not remove {left[:3]}"))
+
+    def _failed(self, exc: OSError) -> None:
+        log.error("the grader's scratch folder failed: %s", exc)
+        if self.infrastructure is None:
+            self.infrastructure = exc
+
     def take(self, name: str) -> None:
         """After the test cell: copy plain files of ``name``'s results to the private folder."""
         dest = self.private / "out" / name
-        if dest.exists():
-            shutil.rmtree(dest)
+        self._private(lambda: remove_tree(dest))
         self._open.discard(name)
         digests = {str(i): entry for i, entry in self.digests.get(name, {}).items()}
-        (self.private / "digests").mkdir(parents=True, exist_ok=True)
-        (self.private / "digests" / f"{name}.json").write_text(json.dumps({"records": digests}), encoding="utf-8")
-        out = self._out_fd(create=False)
+        self._private(lambda: (self.private / "digests").mkdir(parents=True, exist_ok=True))
+        self._private(lambda: (self.private / "digests" / f"{name}.json").write_text(
+            json.dumps({"records": digests}), encoding="utf-8") and None)
+        try:
+            out = self._out_fd(create=False)
+        except OSError as exc:  # the sandbox is gone (the kernel died): nothing recorded
+            log.debug("cannot read the recordings of %s: %s", name, exc)
+            return
         if out is None:
             return
         try:
             folder = _open_dir(out, name, create=False)
+        except OSError:
+            folder = None
         finally:
             os.close(out)
         if folder is None:
             return
-        dest.mkdir(parents=True)
+        try:
+            dest.mkdir(parents=True)
+        except OSError as exc:
+            os.close(folder)
+            self._failed(exc)
+            return
         budget = self.max_bytes
         try:
             for entry in sorted(os.listdir(folder)):
@@ -304,14 +387,42 @@ class Recordings:
                         self.oversize.add(name)
                         break
                     budget -= info.st_size
-                    with open(dest / entry, "wb") as f, os.fdopen(os.dup(fd), "rb") as src:
-                        shutil.copyfileobj(src, f, length=1 << 20)
+                    try:
+                        target = open(dest / entry, "wb")
+                    except OSError as exc:
+                        self._failed(exc)
+                        break
+                    with target as f, os.fdopen(os.dup(fd), "rb") as src:
+                        while True:
+                            try:
+                                chunk = src.read(1 << 20)
+                            except OSError:  # the kernel's side went away
+                                break
+                            if not chunk:
+                                break
+                            try:
+                                f.write(chunk)
+                            except OSError as exc:
+                                self._failed(exc)
+                                break
                 finally:
                     os.close(fd)
+        except OSError as exc:  # listing the kernel's folder failed: nothing more recorded
+            log.debug("cannot read the recordings of %s: %s", name, exc)
         finally:
             os.close(folder)
-        if name in self.oversize:
-            shutil.rmtree(dest, ignore_errors=True)
+        # Taken: the kernel's copy goes (its tmpfs holds one test cell's recordings at a time).
+        try:
+            out = self._out_fd(create=False)
+            if out is not None:
+                try:
+                    remove_tree(name, dir_fd=out)
+                finally:
+                    os.close(out)
+        except OSError:
+            pass
+        if name in self.oversize or self.infrastructure is not None:
+            remove_tree(dest)
 
 
 # ------------------------------------------------------------------ the executor
@@ -338,6 +449,10 @@ class JudgedExecute(Execute):
     max_processes = Integer(256, help="Processes and threads the kernel may have (RLIMIT_NPROC).").tag(config=True)
     max_file_size = Integer(1 * GiB, help="Largest file the kernel may write (RLIMIT_FSIZE).").tag(config=True)
     tmp_size = Integer(512 * MiB, help="Size of the sandbox's /tmp and /dev/shm.").tag(config=True)
+    work_size = Integer(1 * GiB, help="Bytes the notebook may write in its working folder (a tmpfs the "
+                                      "size of the submitted files plus this).").tag(config=True)
+    infrastructure_retries = Integer(1, help="Times a notebook is graded again when grading failed for "
+                                             "reasons that are not the student's.").tag(config=True)
     notebook_timeout = Integer(3600, help="Seconds for a whole notebook (0: no limit).").tag(config=True)
     max_output_bytes = Integer(1 * MiB, help="Output kept per cell (the rest is dropped).").tag(config=True)
     max_record_bytes = Integer(256 * MiB, help="Recorded results kept per problem.").tag(config=True)
@@ -400,6 +515,8 @@ class JudgedExecute(Execute):
             run["recordings"].clear(name)
         started = time.monotonic()
         if run is not None and cell.cell_type == "code":
+            if run["cells_started"] == 0:  # the kernel is up, its sockets bound
+                run["sandbox"].seal_rundir()
             run["cells_started"] += 1
         try:
             return super().preprocess_cell(cell, resources, index)
@@ -416,7 +533,8 @@ class JudgedExecute(Execute):
     def _limits(self) -> Limits:
         return Limits(memory=self.memory_limit, address_space=self.address_space_limit,
                       processes=self.max_processes, file_size=self.max_file_size,
-                      tmp_size=self.tmp_size, wall_time=self.notebook_timeout or None)
+                      tmp_size=self.tmp_size, work_size=self.work_size,
+                      record_size=self.max_record_bytes + 16 * MiB, wall_time=self.notebook_timeout or None)
 
     def _provided_sources(self, resources) -> set[str]:
         """Code cells of the instructor's source notebook that are not graded (trusted)."""
@@ -470,7 +588,32 @@ class JudgedExecute(Execute):
                 "c.JudgedExecute.sandbox = \"none\" in nbgrader_config.py.")
 
     def preprocess(self, nb, resources):
+        """Grade one notebook; retried when the grading infrastructure failed.
+
+        A failure that is not the student's doing (the grader's disk is full, the
+        sandbox or the kernel could not start) is retried ``infrastructure_retries``
+        times with a fresh scratch folder; if it persists, :class:`GradingInfrastructureError`
+        propagates: nbgrader then reports this notebook as failed (and removes its
+        autograded copy) instead of recording a zero, and goes on with the others.
+        """
         self.check_sandbox()
+        attempts = max(0, int(self.infrastructure_retries)) + 1
+        original = copy.deepcopy(nb)
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._grade(nb, resources)
+            except GradingInfrastructureError as exc:
+                if attempt == attempts:
+                    self.log.error("grading %s failed %d times, for reasons that are not the student's: %s. "
+                                   "It was NOT graded; fix the cause and autograde this student again.",
+                                   resources.get("unique_key"), attempts, exc)
+                    raise
+                self.log.warning("grading %s failed, for reasons that are not the student's (%s): "
+                                 "grading it again", resources.get("unique_key"), exc)
+                nb = copy.deepcopy(original)
+        raise AssertionError("unreachable")
+
+    def _grade(self, nb, resources):
         assignment = resources.get("nbgrader", {}).get("assignment", "")
         all_problems = problems_for(assignment)
         names: list[str] = []
@@ -490,45 +633,87 @@ class JudgedExecute(Execute):
             return nb, resources
 
         source_dir = Path(resources.get("metadata", {}).get("path") or ".")
-        scratch = Path(tempfile.mkdtemp(prefix="gradekit-"))
-        scratch.chmod(0o711)
+        try:
+            scratch = Path(tempfile.mkdtemp(prefix="gradekit-"))
+        except OSError as exc:
+            raise GradingInfrastructureError(f"cannot make the grader's scratch folder: {exc}") from exc
+        try:
+            return self._grade_in(nb, resources, problems, all_problems, seed, notes, source_dir, scratch)
+        finally:
+            resources.setdefault("metadata", {})["path"] = str(source_dir)
+            left = remove_tree(scratch)
+            if left:
+                self.log.error("could not remove the grader's scratch folder %s: %s", scratch, left[:5])
+
+    def _grade_in(self, nb, resources, problems, all_problems, seed, notes, source_dir, scratch):
+        isolated = self.sandbox != "none"
         work, private, rundir = scratch / "work", scratch / "private", scratch / "run"
-        private.mkdir(mode=0o700)
-        skipped = safe_copytree(source_dir, work)
+        cases = scratch / "judge" if isolated else work / WORKDIR_NAME
+        withheld: list[str] = []
+        try:
+            scratch.chmod(0o711)
+            private.mkdir(mode=0o700)
+            # Trusted code (sandbox = "none") gets the folder as it is, like stock nbgrader.
+            skipped = safe_copytree(source_dir, work, withheld=withheld, withhold_code=isolated)
+            judge = Judge(problems, seed, cases)
+            judge.prepare()
+        except OSError as exc:  # the grader's own disk: not the student's doing
+            raise GradingInfrastructureError(f"cannot prepare the grader's scratch folder: {exc}") from exc
         if skipped:
-            self.log.warning("not copied into the sandbox (links, special or too large files): %s", skipped)
+            self.log.warning("not copied into the sandbox (links, special, too deep or too large files): %s",
+                             skipped[:20])
+        if withheld:
+            shown = ", ".join(withheld[:6]) + (f" and {len(withheld) - 6} more" if len(withheld) > 6 else "")
+            notes.append(f"files beside the notebook that Python could import or run were not available "
+                         f"while grading ({shown}): only code in the notebook's cells is graded.")
         sandbox = Sandbox(work, rundir, mode=self.sandbox, limits=self._limits(),
                           ro_paths=list(self.extra_ro_paths), kernel_packages=tuple(self.kernel_packages),
                           hidden_packages=tuple(self.hidden_packages), gpu=self.gpu, gpu_wait=self.gpu_wait,
                           lock_dir=Path(self.lock_dir), uid_base=self.sandbox_uid, threads=self.threads,
-                          bwrap=self.bwrap)
+                          bwrap=self.bwrap, cases=(cases / "cases") if isolated else None,
+                          gradekit_dir=WORKDIR_NAME)
         resources.setdefault("metadata", {})["path"] = str(work)
-        judge = Judge(problems, seed, work / WORKDIR_NAME)
         findings = self._findings(nb, resources) if problems else []
         error = None
         survivors: list[int] = []
         try:
-            judge.prepare()
             sandbox.prepare()
-            recordings = Recordings(work, private, self.max_record_bytes, owner=sandbox.uid)
-            self._run = {"sandbox": sandbox, "recordings": recordings, "ran": set(), "cell_timeouts": set(),
-                         "output_bytes": {}, "truncated": set(), "cells_started": 0}
+        except OSError as exc:
+            sandbox.close()
+            raise GradingInfrastructureError(f"cannot prepare the sandbox: {exc}") from exc
+        except SandboxError as exc:
+            sandbox.close()
+            raise GradingInfrastructureError(str(exc)) from exc
+        recordings = Recordings((lambda: sandbox.view(work)) if isolated else work, private,
+                                self.max_record_bytes, owner=sandbox.uid)
+        self._run = {"sandbox": sandbox, "recordings": recordings, "ran": set(), "cell_timeouts": set(),
+                     "output_bytes": {}, "truncated": set(), "cells_started": 0}
+        try:
             try:
                 nb, resources = super().preprocess(nb, resources)
-            except (SandboxError, UnresponsiveKernelError):
+            except UnresponsiveKernelError:
                 raise
+            except SandboxError as exc:
+                raise GradingInfrastructureError(str(exc)) from exc
             except Exception as exc:  # noqa: BLE001  (DeadKernelError, CellTimeoutError and friends)
                 error = exc
                 if self._run["cells_started"] == 0:  # the kernel never started: not the student's doing
-                    raise SandboxError(f"the kernel did not start: {exc}\n"
-                                       f"{sandbox.stderr_tail.decode(errors='replace')[-2000:]}") from exc
+                    raise GradingInfrastructureError(
+                        f"the kernel did not start: {exc}\n"
+                        f"{sandbox.stderr_tail.decode(errors='replace')[-2000:]}") from exc
                 self.log.warning("Kernel stopped while grading %s: %s", resources.get("unique_key"), exc)
             finally:
                 survivors = sandbox.close()
+            if recordings.infrastructure is not None:
+                raise GradingInfrastructureError(
+                    f"the grader could not keep what the kernel recorded: {recordings.infrastructure}")
             run = self._run
             judge.workdir = private
-            verdicts = judge.collect(student_sources(nb), kernel_died=error is not None or sandbox.reason is not None)
+            sources = student_sources(nb)
+            verdicts = judge.collect(sources, kernel_died=error is not None or sandbox.reason is not None)
             verdicts = self._statuses(verdicts, run, sandbox, error)
+            if self.integrity != "off":
+                verdicts = self._provenance(verdicts, sources)
             if findings:
                 verdicts = self._integrity(verdicts, findings)
             record = {"mode": self.sandbox, "peak_memory_bytes": sandbox.peak_memory, "stopped": sandbox.reason,
@@ -536,14 +721,34 @@ class JudgedExecute(Execute):
                       "cpu_seconds": sandbox.cpu_seconds if sandbox.started else None,
                       "uid": sandbox.uid, "gpu": sandbox.gpu_device, "survivors": survivors,
                       "kernel_error": f"{type(error).__name__}: {error}"[:300] if error else None,
-                      "truncated_cells": sorted(run["truncated"])}
+                      "truncated_cells": sorted(run["truncated"]), "withheld_files": withheld[:50]}
             if all_problems:
                 self._finish(nb, verdicts, seed, notes, record, findings)
         finally:
             self._run = None
-            resources["metadata"]["path"] = str(source_dir)
-            shutil.rmtree(scratch, ignore_errors=True)
         return nb, resources
+
+    @staticmethod
+    def _provenance(verdicts: dict[str, Verdict], sources: list[str]) -> dict[str, Verdict]:
+        """A graded name that the notebook's cells do not define (imported from a module
+        written or submitted beside the notebook, loaded with ``exec``...) is not
+        implemented: only code in the notebook's cells is graded."""
+        out = {}
+        for name, verdict in verdicts.items():
+            out[name] = verdict
+            if verdict.status not in ("passed", "failed", "error", "missing"):
+                continue
+            reason = foreign_definition(sources, name)
+            if reason is None:
+                continue
+            if verdict.status != "missing":
+                out[name] = Verdict(name, "missing", 0.0, [
+                    f"{name}: not graded: {reason}. Only code in the notebook's cells is graded: "
+                    f"define {name} in its solution cell."])
+            elif not reason.endswith("is not defined in the notebook's cells"):  # say where it went
+                out[name] = Verdict(name, "missing", 0.0, verdict.lines + [
+                    f"  ({reason}: only code in the notebook's cells is graded.)"])
+        return out
 
     def _statuses(self, verdicts: dict[str, Verdict], run: dict, sandbox: Sandbox, error) -> dict[str, Verdict]:
         """Give problems the kernel did not finish the reason it stopped."""

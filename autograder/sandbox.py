@@ -11,11 +11,20 @@
   from elsewhere (``gradekit``, ``coursedata``); the hidden checks (``autograder``)
   and the references (``solutions``) are hidden even where they are installed in the
   same environment;
-- writable: the scratch copy of the submission folder (its working directory, where
-  the judge put ``.gradekit/cases``), the folder of the kernel's unix sockets, and
-  small ``tmpfs`` mounts for ``/tmp`` (``$HOME`` lives there) and ``/dev/shm``.
+- writable: its working directory, a sized ``tmpfs`` mounted over the path of the
+  scratch copy of the submission folder and filled from it when the kernel starts
+  (so whatever the notebook writes there is bounded and vanishes with the sandbox;
+  the grader reads the recordings in ``.gradekit/out`` through
+  ``/proc/<pid>/root``, :meth:`Sandbox.view`, from a tmpfs of their own), with the
+  judge's ``.gradekit/cases`` bound read-only inside it; small ``tmpfs`` mounts for ``/tmp`` (``$HOME`` lives
+  there) and ``/dev/shm``; and the folder of the kernel's unix sockets (only while
+  the kernel starts, when the grader is root: :meth:`Sandbox.seal_rundir`).
   Nothing else: not the course folder, the gradebook, the exchange, other students'
   submissions or the grader's temporary files;
+- only the notebook's cells run as the student's code: the kernel's Python starts
+  isolated (``python -I``: no current folder on ``sys.path``, no ``PYTHON*``
+  variables, no user site, so nothing in the working folder can shadow a module or
+  run as ``sitecustomize``), see :func:`isolate_python`;
 - a minimal environment (nothing tells grading from practice: no ``NBGRADER_*``);
 - limits: ``RLIMIT_NPROC`` (processes and threads), ``RLIMIT_AS`` (per process
   address space; off when a GPU is bound, CUDA reserves far more than it uses),
@@ -54,6 +63,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -84,6 +94,13 @@ NVIDIA_CONTROL = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset
 
 class SandboxError(RuntimeError):
     """The sandbox cannot be used (missing tool, failed self-test, kernel start)."""
+
+
+class GradingInfrastructureError(RuntimeError):
+    """Grading failed for reasons that are not the student's (the grader's disk is full,
+    the sandbox or the kernel could not start). Raised out of nbgrader's preprocessor
+    after a retry, so that nbgrader reports the notebook as failed instead of recording
+    a grade for it."""
 
 
 # ------------------------------------------------------------------ availability
@@ -202,6 +219,172 @@ def _cpu_seconds(pid: int) -> tuple[int, float] | None:
         return None
 
 
+def isolate_python(cmd: list[str]) -> list[str]:
+    """``cmd`` with ``-I`` after the interpreter when it starts Python (``python -m ...``).
+
+    Isolated mode: neither the current folder nor the script's folder is put on
+    ``sys.path`` (and IPython >= 9.7 then does not add ``''`` either), ``PYTHON*``
+    environment variables and the user site are ignored. Site-packages (and their
+    ``.pth`` files, read-only in the sandbox) are still used.
+    """
+    cmd = list(cmd)
+    if cmd and re.fullmatch(r"python[0-9.]*", os.path.basename(cmd[0])) and "-I" not in cmd[1:2]:
+        cmd.insert(1, "-I")
+    return cmd
+
+
+def remove_tree(path, dir_fd: int | None = None) -> list[str]:
+    """Remove ``path`` (relative to ``dir_fd`` when given) and everything under it.
+
+    Unlike :func:`shutil.rmtree` it does not recurse (a chain of 100,000 folders is
+    fine), never builds a path longer than one name (no ``ENAMETOOLONG``), never
+    follows a symbolic link, and makes protected folders (``chmod 0``) writable
+    before emptying them. It walks down with ``O_NOFOLLOW`` folder descriptors and
+    back up through ``..``, checking that ``..`` is the folder it came from. Returns
+    what it could not remove (empty when everything went); it raises only when the
+    tree changed under it in a way that could make it leave ``path``.
+    """
+    failed: list[str] = []
+    fd = -1
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    if dir_fd is None:
+        path = os.path.abspath(os.fspath(path))
+        parent_path, name = os.path.split(path)
+        try:
+            parent = os.open(parent_path or "/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return []
+    else:
+        name = os.fspath(path)
+        parent = os.dup(dir_fd)
+    try:
+        try:
+            info = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            return []
+        if not stat.S_ISDIR(info.st_mode):
+            try:
+                os.unlink(name, dir_fd=parent)
+            except OSError as exc:
+                failed.append(f"{name}: {exc.strerror}")
+            return failed
+        try:
+            os.chmod(name, 0o700, dir_fd=parent)
+        except OSError:
+            pass
+        try:
+            fd = os.open(name, flags, dir_fd=parent)
+        except OSError as exc:
+            return [f"{name}: {exc.strerror}"]
+        ids = [(os.fstat(fd).st_dev, os.fstat(fd).st_ino)]  # the folders from ``name`` down to fd
+        names = [name]
+        stuck: set[tuple[int, int]] = set()   # folders that could not be emptied
+        while True:
+            sub = None
+            try:
+                with os.scandir(fd) as entries:
+                    for entry in entries:
+                        try:
+                            is_dir = entry.is_dir(follow_symlinks=False)
+                        except OSError:
+                            is_dir = False
+                        if is_dir:
+                            try:
+                                st = entry.stat(follow_symlinks=False)
+                            except OSError:
+                                continue
+                            if (st.st_dev, st.st_ino) not in stuck:
+                                sub = entry.name
+                                break
+                            continue
+                        try:
+                            os.unlink(entry.name, dir_fd=fd)
+                        except FileNotFoundError:
+                            pass
+                        except OSError as exc:
+                            key = (os.fstat(fd).st_dev, os.fstat(fd).st_ino)
+                            if key not in stuck:
+                                failed.append(f"{'/'.join(names[-3:])}/{entry.name}: {exc.strerror}")
+                            stuck.add(key)
+            except OSError as exc:
+                failed.append(f"{'/'.join(names[-3:])}: {exc.strerror}")
+                stuck.add(ids[-1])
+            if sub is not None:
+                try:
+                    os.chmod(sub, 0o700, dir_fd=fd)  # a folder (checked above), not a link
+                except OSError:
+                    pass
+                try:
+                    child = os.open(sub, flags, dir_fd=fd)
+                except OSError as exc:
+                    failed.append(f"{'/'.join(names[-3:])}/{sub}: {exc.strerror}")
+                    try:
+                        st = os.stat(sub, dir_fd=fd, follow_symlinks=False)
+                        stuck.add((st.st_dev, st.st_ino))
+                        continue
+                    except OSError:
+                        child = None  # cannot tell it apart: give up on this folder (below)
+                if child is None:
+                    sub = None
+            if sub is not None:
+                st = os.fstat(child)
+                ids.append((st.st_dev, st.st_ino))
+                names.append(sub)
+                os.close(fd)
+                fd = child
+                continue
+            # ``fd`` holds nothing more that can be removed: remove it, one level up.
+            if len(ids) == 1:
+                os.close(fd)
+                fd = -1
+                try:
+                    os.rmdir(name, dir_fd=parent)
+                except OSError as exc:
+                    failed.append(f"{name}: {exc.strerror}")
+                return failed
+            up = os.open("..", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+            st = os.fstat(up)
+            if (st.st_dev, st.st_ino) != ids[-2]:
+                os.close(up)
+                os.close(fd)
+                fd = -1
+                raise OSError(errno.ESTALE, f"the tree under {name} moved while it was being removed")
+            os.close(fd)
+            fd = up
+            done = names.pop()
+            gone = ids.pop()
+            try:
+                os.rmdir(done, dir_fd=fd)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                failed.append(f"{'/'.join(names[-3:])}/{done}: {exc.strerror}")
+                stuck.add(gone)
+    finally:
+        os.close(parent)
+        if fd >= 0:
+            os.close(fd)
+
+
+def tree_size(path) -> int:
+    """Bytes of the regular files under ``path`` (iterative, links not followed)."""
+    total, stack = 0, [os.fspath(path)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+            except OSError:
+                pass
+    return total
+
+
 def _kill(pids) -> None:
     for pid in pids:
         try:
@@ -287,6 +470,8 @@ class Limits:
     file_size: int = 1 * GiB         #: RLIMIT_FSIZE
     open_files: int = 1024           #: RLIMIT_NOFILE
     tmp_size: int = 512 * MiB        #: size of the /tmp and /dev/shm tmpfs mounts
+    work_size: int = 1 * GiB         #: what the notebook may write in its working folder (tmpfs)
+    record_size: int = 272 * MiB     #: size of the tmpfs for one test cell's recordings (.gradekit/out)
     wall_time: float | None = 3600.0  #: seconds for the whole notebook (watchdog)
 
 
@@ -312,6 +497,9 @@ class Sandbox:
     uid_slots: int = 64
     threads: int = 0
     bwrap: str = "bwrap"
+    #: the judge's inputs, bound read-only at ``<workdir>/<gradekit_dir>/cases`` (isolated mode)
+    cases: Path | None = None
+    gradekit_dir: str = ".gradekit"
 
     # run-time state
     reason: str | None = None        #: why the watchdog stopped the kernel
@@ -331,6 +519,9 @@ class Sandbox:
         self._threads: list[threading.Thread] = []
         self._cpu: dict[tuple[int, int], float] = {}
         self.root = os.geteuid() == 0
+        self.cases = Path(self.cases) if self.cases is not None else None
+        self._seed_bytes = 0
+        self._outer_pid: int | None = None
 
     # ---------------------------------------------------------------- set-up
     @property
@@ -351,11 +542,11 @@ class Sandbox:
             self.uid = self.uid_base + slot
             if self._kill_stale(self.uid):
                 log.warning("killed stale processes of sandbox uid %d", self.uid)
-            for path in (self.workdir, self.rundir):
-                _chown_tree(path, self.uid)
-            cases = self.workdir / ".gradekit" / "cases"
-            if cases.is_dir():  # the judge's inputs: readable, not writable
-                _chown_tree(cases, 0)
+            # The working folder is a tmpfs filled from the (root-owned, read-only) scratch
+            # copy; the socket folder is writable while the kernel starts, then sealed.
+            os.chmod(self.rundir, 0o777)
+        if self.isolated:
+            self._seed_bytes = tree_size(self.workdir)
         if self.gpu == "auto":
             devices = gpu_devices()
             if devices:
@@ -363,6 +554,41 @@ class Sandbox:
                                        self.gpu_wait, "GPU")
                 self._locks.append(lock)
                 self.gpu_device = devices[i]
+
+    def seal_rundir(self) -> None:
+        """Once the kernel has bound its sockets: it may no longer write in the run
+        folder (root grader: the folder is root's, the connection file becomes root's)."""
+        if not (self.isolated and self.root and self.uid is not None):
+            return
+        try:
+            os.chmod(self.rundir, 0o755)
+            for entry in os.scandir(self.rundir):
+                if entry.is_file(follow_symlinks=False):
+                    os.chown(entry.path, 0, 0, follow_symlinks=False)
+        except OSError as exc:
+            log.warning("could not seal the sandbox's run folder: %s", exc)
+
+    def namespace_pid(self) -> int | None:
+        """Host pid of a process inside the sandbox's mount namespace (bwrap's init)."""
+        if self.process is None or not self.isolated:
+            return None
+        table = _proc_table()
+        children = [(start, p) for p, (ppid, start) in table.items() if ppid == self.process.pid]
+        return min(children)[1] if children else None
+
+    def view(self, path: Path) -> Path:
+        """Where the grader sees ``path`` as the kernel sees it.
+
+        Isolated: through ``/proc/<pid>/root`` of a process in the sandbox (the
+        working folder is a tmpfs only the sandbox can see); raises ``OSError`` once
+        the sandbox is gone. Otherwise ``path`` itself.
+        """
+        if not self.isolated:
+            return Path(path)
+        pid = self.namespace_pid()
+        if pid is None:
+            raise OSError(errno.ESRCH, "the sandbox is not running")
+        return Path(f"/proc/{pid}/root") / Path(path).relative_to("/")
 
     def _kill_stale(self, uid: int, wait: float = 0.0) -> list[int]:
         """Kill processes of ``uid`` (left by a crashed grader, or exiting now)."""
@@ -455,7 +681,7 @@ class Sandbox:
         if address_space:
             prefix.append(f"--as={address_space}")
         prefix.append("--")
-        if not self.isolated:
+        if not self.isolated:  # trusted code (sandbox = "none"): Python starts as it always does
             return prefix + cmd
         ro, hidden = self._binds()
         bwrap = [find_bwrap(self.bwrap), "--die-with-parent", "--unshare-pid", "--unshare-net",
@@ -469,10 +695,11 @@ class Sandbox:
                   "--perms", "1777", "--size", str(limits.tmp_size), "--tmpfs", "/dev/shm",
                   "--perms", "1777", "--size", str(limits.tmp_size), "--tmpfs", "/tmp",
                   "--perms", "0777", "--dir", "/tmp/home"]
-        rw = [self.workdir, self.rundir]
+        rw = [self.rundir]
+        seed = self.seed_path()
         # Parents of the mount points, traversable (bwrap would make them 0700).
-        targets = set(map(str, ro + rw))
-        parents = sorted({str(a) for p in ro + rw for a in Path(p).parents
+        targets = set(map(str, ro + rw + [self.workdir, seed]))
+        parents = sorted({str(a) for p in ro + rw + [self.workdir, seed] for a in Path(p).parents
                           if str(a) not in ("/", "/tmp", "/usr") and str(a) not in targets
                           and not str(a).startswith("/usr/")}, key=lambda a: a.count("/"))
         for parent in parents:
@@ -487,13 +714,33 @@ class Sandbox:
             bwrap += ["--dev-bind", self.gpu_device, self.gpu_device, "--ro-bind", "/sys", "/sys"]
         for path in rw:
             bwrap += ["--bind", str(path), str(path)]
-        bwrap += ["--remount-ro", "/", "--chdir", str(self.workdir), "--clearenv"]
+        # The working folder: a sized tmpfs (room for the submitted files plus work_size),
+        # filled from the read-only scratch copy by the start command (see :meth:`command`).
+        work, gk = str(self.workdir), f"{self.workdir}/{self.gradekit_dir}"
+        bwrap += ["--ro-bind", work, str(seed),
+                  "--perms", "1777", "--size", str(self._seed_bytes + limits.work_size + 4 * MiB), "--tmpfs", work,
+                  "--perms", "0755", "--dir", gk]
+        if self.cases is not None:
+            bwrap += ["--ro-bind", str(self.cases), f"{gk}/cases"]
+        # Recordings get their own tmpfs: junk in the working folder cannot crowd them out.
+        bwrap += ["--perms", "0777", "--size", str(limits.record_size), "--tmpfs", f"{gk}/out"]
+        bwrap += ["--remount-ro", "/", "--chdir", work, "--clearenv"]
         for key, value in self.environment().items():
             bwrap += ["--setenv", key, value]
         if self.root:
             bwrap += [shutil.which("setpriv") or "setpriv", f"--reuid={self.uid}", f"--regid={self.uid}",
                       "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
-        return prefix + bwrap + cmd
+        return prefix + bwrap + self.command(cmd)
+
+    def seed_path(self) -> Path:
+        """Where the scratch copy of the submission is seen, read-only, in the sandbox."""
+        return self.workdir.parent / (self.workdir.name + ".seed")
+
+    def command(self, cmd: list[str]) -> list[str]:
+        """Inside the sandbox: copy the submitted files into the tmpfs, then start ``cmd``
+        (an isolated Python, :func:`isolate_python`)."""
+        script = 'cp -R "$0"/. . 2>/dev/null || echo "gradekit: could not copy every submitted file" >&2; exec "$@"'
+        return ["/bin/sh", "-c", script, str(self.seed_path()), *isolate_python(cmd)]
 
     # ---------------------------------------------------------------- run time
     def attach(self, process: subprocess.Popen) -> None:
@@ -632,17 +879,6 @@ def _count_own_tasks() -> int:
         except OSError:
             pass
     return count
-
-
-def _chown_tree(path: Path, uid: int) -> None:
-    """chown -R without following symbolic links."""
-    os.chown(path, uid, uid, follow_symlinks=False)
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            try:
-                os.chown(os.path.join(root, name), uid, uid, follow_symlinks=False)
-            except OSError:
-                pass
 
 
 # ------------------------------------------------------------------ jupyter glue

@@ -23,6 +23,7 @@ JSON forms
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,12 @@ HYPER_ATTRS = (
 )
 _FILE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,80}\.npy$")
 MAX_DEPTH = 12
+#: Largest array a ``.npy`` file may declare (bytes); the reader checks the header first.
+MAX_ARRAY_BYTES = 2**30
+#: Array kinds that cross the boundary: bool, integers, floats, complex.
+ARRAY_KINDS = "biufc"
+#: Deepest JSON nesting :func:`load_json` parses (the codec itself uses far less).
+MAX_JSON_DEPTH = 64
 
 
 @dataclass
@@ -184,23 +191,40 @@ class Reader:
     def _load(self, name: Any) -> np.ndarray:
         if not isinstance(name, str) or not _FILE_RE.match(name):
             raise CodecError(f"bad array file name {name!r}")
-        return np.load(self.folder / name, allow_pickle=False)
+        return load_npy(self.folder / name)
 
     def decode(self, data: Any, depth: int = 0) -> Any:
+        """Decode ``data``; malformed data raises :class:`CodecError` (in the judge, any
+        error of the data's shape does: wrong types, missing keys, too deep...)."""
+        if self.as_torch:
+            return self._decode(data, depth)
+        try:
+            return self._decode(data, depth)
+        except CodecError:
+            raise
+        except (TypeError, KeyError, AttributeError, IndexError, ValueError, RecursionError, MemoryError,
+                OverflowError, OSError) as exc:
+            raise CodecError(f"malformed data ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+    def _decode(self, data: Any, depth: int = 0) -> Any:
         if depth > MAX_DEPTH + 2:
             raise CodecError("nesting too deep")
         if data is None or isinstance(data, (bool, int, float, str)):
             return data
         if isinstance(data, list):
-            return [self.decode(v, depth + 1) for v in data]
+            return [self._decode(v, depth + 1) for v in data]
         if not isinstance(data, dict):
             raise CodecError(f"unexpected {type(data).__name__}")
         if not any(str(k).startswith("__") for k in data):
-            return {str(k): self.decode(v, depth + 1) for k, v in data.items()}
+            return {str(k): self._decode(v, depth + 1) for k, v in data.items()}
         if "__tuple__" in data:
-            return tuple(self.decode(v, depth + 1) for v in data["__tuple__"])
+            if not isinstance(data["__tuple__"], list):
+                raise CodecError("a tuple that is not a list")
+            return tuple(self._decode(v, depth + 1) for v in data["__tuple__"])
         if "__dict__" in data:
-            return {str(k): self.decode(v, depth + 1) for k, v in data["__dict__"].items()}
+            if not isinstance(data["__dict__"], dict):
+                raise CodecError("a dict that is not an object")
+            return {str(k): self._decode(v, depth + 1) for k, v in data["__dict__"].items()}
         if "__tensor__" in data:
             array = self._load(data["__tensor__"])
             if not self.as_torch:
@@ -219,8 +243,8 @@ class Reader:
         if "__unsupported__" in data:
             return Unsupported(str(data["__unsupported__"]))
         if "__nnmodule__" in data:
-            return ReturnedModule(str(data["__nnmodule__"]), self.decode(data["hyper"], depth + 1),
-                                  self.decode(data["state"], depth + 1))
+            return ReturnedModule(str(data["__nnmodule__"]), self._decode(data["hyper"], depth + 1),
+                                  self._decode(data["state"], depth + 1))
         if "__module__" in data:
             if not self.as_torch:
                 raise CodecError("the judge never builds modules")
@@ -250,8 +274,73 @@ def dump_json(path: Path, data: Any) -> None:
     Path(path).write_text(json.dumps(data), encoding="utf-8")
 
 
-def load_json(path: Path, max_bytes: int = 64 * 2**20) -> Any:
+def load_json(path: Path, max_bytes: int = 64 * 2**20, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse the JSON file ``path``; :class:`CodecError` for anything that is not small,
+    shallow, valid UTF-8 JSON (never ``RecursionError``, ``MemoryError``...)."""
     path = Path(path)
-    if path.stat().st_size > max_bytes:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise CodecError(f"{path.name}: cannot be read ({exc.strerror})") from None
+    if len(raw) > max_bytes:
         raise CodecError(f"{path.name} is larger than {max_bytes} bytes")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise CodecError(f"{path.name} is nested too deeply") from None
+    except (UnicodeDecodeError, ValueError, MemoryError, OverflowError) as exc:
+        raise CodecError(f"{path.name} is not valid JSON ({type(exc).__name__})") from None
+    _check_depth(data, max_depth, path.name)
+    return data
+
+
+def _check_depth(data: Any, max_depth: int, name: str) -> None:
+    """Iteratively: no list or object nested deeper than ``max_depth``."""
+    stack = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > max_depth:
+            raise CodecError(f"{name} is nested deeper than {max_depth} levels")
+        if isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+        elif isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+
+
+def load_npy(path: Path, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
+    """Read a ``.npy`` file without pickles, checking its header before reading the data:
+    a declared size over ``max_bytes`` or larger than the file, a dtype that is not
+    bool/integer/float/complex, or a malformed header raise :class:`CodecError`."""
+    path = Path(path)
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as f:
+            version = fmt.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = fmt.read_array_header_1_0(f, max_header_size=10000)
+            elif version in ((2, 0), (3, 0)):
+                shape, fortran, dtype = fmt.read_array_header_2_0(f, max_header_size=10000)
+            else:
+                raise CodecError(f"{path.name}: unsupported .npy version {version}")
+            if dtype.kind not in ARRAY_KINDS or dtype.hasobject or dtype.fields is not None or dtype.subdtype:
+                raise CodecError(f"{path.name}: arrays of {dtype} are not accepted")
+            if not isinstance(shape, tuple) or any(not isinstance(n, int) or n < 0 for n in shape) \
+                    or len(shape) > 32:
+                raise CodecError(f"{path.name}: bad array shape {shape!r}"[:200])
+            nbytes = math.prod(shape) * dtype.itemsize
+            if nbytes > max_bytes:
+                raise CodecError(f"{path.name} declares an array of {nbytes} bytes (more than {max_bytes})")
+            here = f.tell()
+            size = f.seek(0, 2)
+            if size - here < nbytes:
+                raise CodecError(f"{path.name} is shorter than the array it declares")
+            f.seek(0)
+            array = np.load(f, allow_pickle=False)
+    except CodecError:
+        raise
+    except (OSError, ValueError, TypeError, EOFError, SyntaxError, MemoryError, OverflowError) as exc:
+        raise CodecError(f"{path.name}: not a readable array ({type(exc).__name__})") from None
+    if array.shape != shape or array.dtype != dtype:
+        raise CodecError(f"{path.name}: the array does not match its header")
+    return array

@@ -40,7 +40,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CHEATS = sorted(p for p in (HERE / "cheats").glob("*.py") if p.name != "__init__.py")
 FAULTS = sorted(p for p in (HERE / "faults").glob("*.py") if p.stem not in ("__init__", "harness", "damage"))
-CONTROL = ("read_solutions", "read_hidden_tests", "network_fetch", "disable_trace", "patch_gradekit_capture")
+CONTROL = ("read_solutions", "read_hidden_tests", "network_fetch", "disable_trace", "patch_gradekit_capture",
+           "iso_module_written_by_cell")
 
 CONFIG = """
 c.JudgedExecute.seed = 7
@@ -57,6 +58,16 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     """Padding counted once instead of per side."""
     return (size + padding - dilation * (kernel_size - 1) - 1) // stride + 1
 '''
+
+
+_FILE_MARK = re.compile(r"^# --- submitted file: ([A-Za-z0-9_.-]+) ---$", re.M)
+
+
+def split_files(text: str) -> tuple[str, dict[str, bytes]]:
+    """A cheat/fault file -> (its cell text, files submitted beside the notebook): each
+    ``# --- submitted file: NAME ---`` line starts a file that runs to the next one."""
+    parts = _FILE_MARK.split(text)
+    return parts[0], {name: body.encode() for name, body in zip(parts[1::2], parts[2::2])}
 
 
 def implementations(text: str) -> dict[str, str]:
@@ -184,16 +195,16 @@ def batches(tmp_path_factory):
     for student in ("full", "blank"):
         submit(cheats, student, honest(cheats)[student])
     for path in CHEATS:
-        text = fill_placeholders(path.read_text(), cheats, server.server_address[1], token)
-        submit(cheats, f"cheat_{path.stem}", filled(cheats, implementations(text)))
+        text, files = split_files(fill_placeholders(path.read_text(), cheats, server.server_address[1], token))
+        submit(cheats, f"cheat_{path.stem}", filled(cheats, implementations(text)), files=files)
 
     faults = copy_course(template, base / "faults")
     for student, nb in honest(faults).items():
         submit(faults, student, nb)
     reference_text = refs["conv_output_size"] + "\n\n" + refs["conv2d"]
     for path in FAULTS:
-        text = path.read_text().replace("__REFERENCE__", reference_text)
-        submit(faults, f"fault_{path.stem}", filled(faults, implementations(text)))
+        text, files = split_files(path.read_text().replace("__REFERENCE__", reference_text))
+        submit(faults, f"fault_{path.stem}", filled(faults, implementations(text)), files=files)
     for damaged in damage.DAMAGES:
         out = damaged(filled(faults, refs))
         if isinstance(out, bytes):
@@ -204,9 +215,9 @@ def batches(tmp_path_factory):
     control = make_course(base / "control", CONTROL_CONFIG)
     submit(control, "blank", copy.deepcopy(release(control)))
     for name in CONTROL:
-        text = fill_placeholders((HERE / "cheats" / f"{name}.py").read_text(), control,
-                                 control_server.server_address[1], token)
-        submit(control, f"cheat_{name}", filled(control, implementations(text)))
+        text, files = split_files(fill_placeholders((HERE / "cheats" / f"{name}.py").read_text(), control,
+                                                    control_server.server_address[1], token))
+        submit(control, f"cheat_{name}", filled(control, implementations(text)), files=files)
 
     # The biggest classes first.
     roots = {"faults": faults, "cheats": cheats, "control": control, "alone": alone}
@@ -369,6 +380,20 @@ def test_runaway_programs_get_their_status(batches):
     for student, (grade, status, rep) in out.items():
         if student.startswith("fault_") and student != "fault_print_flood":
             assert grade["conv2d"] == 0.0, student
+
+
+def test_only_the_cells_run_and_one_notebook_cannot_hurt_the_next(batches):
+    """tests/cheats/iso_*, tests/faults/iso_* (see tests/test_isolation.py for the pieces)."""
+    for name in ("iso_module_written_by_cell", "iso_sidecar_module"):
+        verdicts = problems(batches, "cheats", f"cheat_{name}")
+        assert {v["status"] for v in verdicts.values()} == {"missing"}, (name, verdicts)
+        assert "only code in the notebook's cells is graded" in "\n".join(verdicts["conv2d"]["lines"]).lower()
+    assert all(v["fraction"] == 0 for v in problems(batches, "cheats", "cheat_iso_startup_shadow").values())
+    out = fault_outcomes(batches)
+    assert out["fault_iso_hostile_records"][1]["conv2d"] in ("error", "failed")
+    for student in ("fault_iso_disk_fill", "fault_iso_deep_tree", "fault_iso_hostile_records"):
+        assert out[student][1]["conv2d"] in ("failed", "error"), (student, out[student][1])
+    assert not list(Path(batches["base"]).glob("**/gk_iso_fill_*"))  # nothing of it reached the host
 
 
 def test_damaged_notebooks_are_graded_by_what_is_there(batches):
