@@ -14,13 +14,15 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
                                     GetGrades, IgnorePattern, LimitOutput, SaveAutoGrades)
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 
+from autograder import COURSE_ID
 from autograder.parallel import CachingExecute
+from autograder.html_safety import SanitizeOutputs
 
 c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)
 
 here = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.root = here
-c.CourseDirectory.course_id = "cnn-architectures"
+c.CourseDirectory.course_id = COURSE_ID
 # Generated and class data never go into a release.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".gradekit"]
 
@@ -34,6 +36,7 @@ c.Autograde.autograde_preprocessors = [
     ClearMetadataPreprocessor,
     LimitOutput,
     SaveAutoGrades,
+    SanitizeOutputs,  # after grading: what is stored and rendered runs nothing (autograder/html_safety.py)
     AssignLatePenalties,
     CheckCellMetadata,
 ]
@@ -69,4 +72,9 @@ c.JudgedExecute.gpu = "auto"                   # a free GPU per notebook, when t
 c.JudgedExecute.threads = 1                    # CPU threads per kernel: concurrent kernels never oversubscribe the cores
 
 # Feedback never shows hidden tests (stock nbgrader leaks them, jupyter/nbgrader#917).
-c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = [ClearHiddenTests, GetGrades, SanitizeOutputs, CSSHTMLHeaderPreprocessor]
+# Feedback and autograded notebooks carry no script, event handler, javascript: link or
+# executable output from the student: SanitizeOutputs cleans markdown, HTML, SVG and LaTeX
+# with an allowlist and drops JavaScript/widget outputs, in Autograde (so formgrader shows a
+# clean notebook) and again here. nbconvert's own HTMLExporter.sanitize_html stays off: its
+# fixed bleach allowlist escapes <p>, <h1>, <img> and <thead> and would wreck honest feedback.
