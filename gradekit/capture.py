@@ -47,8 +47,10 @@ raised inside the call: an audit hook, which cannot be removed, refuses ``os.for
 ``subprocess`` and friends; thread and ``fork_exec`` entry points are guarded), and
 after the request the kernel's child processes, its reaped children's resource use
 and its Python threads are compared with before. In a notebook kernel, a request
-does not run while a process or thread the notebook started earlier is still alive.
-Any of these makes the request an error.
+does not run while a process or thread the notebook started earlier is still alive;
+the kernel's own output (IOPub) thread, which runs whatever is scheduled on it, is
+traced too for the whole capture (the operators it runs go into every record's
+``ops``). Any of these makes the request an error.
 
 Records out of reach
 --------------------
@@ -593,12 +595,62 @@ def _run_guarded(request, namespace, reader, writer) -> dict:
         return {"status": "error", "stage": "harness", "error": _describe(exc)}
 
 
+# ------------------------------------------------------------------ kernel threads
+@contextmanager
+def _kernel_threads_traced(seen: set, seconds: float = 10.0):
+    """The operator trace, for a whole capture, in the kernel's output (IOPub) thread too.
+
+    That thread runs whatever is scheduled on it (``sys.stdout.pub_thread.schedule``,
+    its event loop's callbacks): the trace is entered and left *in* it, by functions
+    scheduled there. Yields False when that could not be done (the thread busy or its
+    scheduling replaced): the requests are then refused.
+    """
+    shell = _kernel_shell()
+    iopub = getattr(getattr(shell, "kernel", None), "iopub_thread", None)
+    if iopub is None or getattr(getattr(iopub, "thread", None), "ident", None) is None:
+        yield True  # no kernel, or no output thread
+        return
+    trace = _op_trace(seen)
+    entered, left, where = threading.Event(), threading.Event(), {}
+
+    def enter():
+        where["thread"] = threading.get_ident()
+        try:
+            trace.__enter__()
+            where["entered"] = True
+        finally:
+            entered.set()
+
+    def leave():
+        try:
+            trace.__exit__(None, None, None)
+        finally:
+            left.set()
+
+    iopub.schedule(enter)
+    ok = entered.wait(seconds) and where.get("entered", False) \
+        and where.get("thread") == iopub.thread.ident != threading.get_ident()
+    try:
+        yield ok
+    finally:
+        if where.get("entered"):
+            iopub.schedule(leave)
+            left.wait(seconds)
+
+
 # ------------------------------------------------------------------ digests
-def _kernel_publisher():
-    """A function publishing a digest on the kernel's output channel, or None outside a kernel."""
+def _kernel_shell():
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None else None
     if shell is None or not type(shell).__module__.startswith("ipykernel"):
+        return None
+    return shell
+
+
+def _kernel_publisher():
+    """A function publishing a digest on the kernel's output channel, or None outside a kernel."""
+    shell = _kernel_shell()
+    if shell is None:
         return None
     display_pub = shell.display_pub
 
@@ -636,20 +688,35 @@ def capture(problem: str, namespace: dict | None = None, root: str | Path | None
     out_dir = base / "out" / problem
     out_dir.mkdir(parents=True, exist_ok=True)
     _guard()  # installed before any request runs
-    for i, request in enumerate(requests):
-        writer = Writer(out_dir, prefix=f"c{i}_")
-        record = run_request(request, namespace, in_dir, out_dir, prefix=f"c{i}_", writer=writer,
-                             in_kernel=kernel_publish is not None)
-        text = json.dumps(record).encode("utf-8")
-        (out_dir / f"{i}.json").write_bytes(text)
-        if publish is not None:
-            files = {f"{i}.json": hashlib.sha256(text).hexdigest()}
-            for k in range(writer.count):
-                name = f"c{i}_{k}.npy"
-                try:
-                    files[name] = file_digest(out_dir / name)
-                except OSError:
-                    files[name] = "unreadable"
-            publish({"name": problem, "index": i, "files": files})
+    background: set = set()  # operators run in the kernel's own threads during the capture
+    with _kernel_threads_traced(background) as traced:
+        for i, request in enumerate(requests):
+            writer = Writer(out_dir, prefix=f"c{i}_")
+            if not traced:  # not run: work in the kernel's output thread would go unseen
+                record = {"status": "error", "stage": "call", "seconds": 0.0, "error": {
+                    "type": "ProcessNotAllowed", "where": None,
+                    "message": f"{LEFTOVER_MESSAGE} (the kernel's output thread was kept busy)"}}
+            else:
+                record = run_request(request, namespace, in_dir, out_dir, prefix=f"c{i}_", writer=writer,
+                                     in_kernel=kernel_publish is not None)
+            if background and record.get("status") == "ok":
+                record["ops"] = sorted(set(record.get("ops") or []) | background)
+            _write_record(out_dir, i, record, writer, publish)
     dump_json(out_dir / "done.json", {"count": len(requests)})
     print(f"{problem}: {len(requests)} hidden checks recorded for the grader.")
+
+
+def _write_record(out_dir: Path, i: int, record: dict, writer: Writer, publish) -> None:
+    """Write record ``i``, then publish its files' digests (before anything else runs)."""
+    text = json.dumps(record).encode("utf-8")
+    (out_dir / f"{i}.json").write_bytes(text)
+    if publish is None:
+        return
+    files = {f"{i}.json": hashlib.sha256(text).hexdigest()}
+    for k in range(writer.count):
+        name = f"c{i}_{k}.npy"
+        try:
+            files[name] = file_digest(out_dir / name)
+        except OSError:
+            files[name] = "unreadable"
+    publish({"name": out_dir.name, "index": i, "files": files})

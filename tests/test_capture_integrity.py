@@ -357,6 +357,19 @@ def test_digests_reach_the_grader_from_a_real_kernel(tmp_path):
                 "import gradekit; gradekit.capture('conv_output_size', globals())\n")
         reply = kc.execute_interactive(code, output_hook=messages.append, timeout=120)
         assert reply["content"]["status"] == "ok", reply["content"]
+        records = sorted((work / ".gradekit" / "out" / "conv_output_size").glob("*.json"))
+        kept = {p.name: p.read_bytes() for p in records}
+        # A thread the notebook left running: in a kernel, no request runs.
+        code = ("_stop = threading.Event()\n"
+                "threading.Thread(target=_stop.wait, name='left-running', daemon=True).start()\n"
+                "gradekit.capture('conv_output_size', globals())\n_stop.set()\n")
+        reply = kc.execute_interactive(code, output_hook=lambda m: None, timeout=120)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        refused = json.loads((work / ".gradekit" / "out" / "conv_output_size" / "0.json").read_text())
+        assert refused["status"] == "error" and refused["error"]["type"] == "ProcessNotAllowed", refused
+        assert LEFTOVER_MESSAGE in refused["error"]["message"] and "left-running" in refused["error"]["message"]
+        for name, data in kept.items():  # the first run's records, as they were, for the judge below
+            (work / ".gradekit" / "out" / "conv_output_size" / name).write_bytes(data)
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
@@ -369,6 +382,30 @@ def test_digests_reach_the_grader_from_a_real_kernel(tmp_path):
     judge.workdir = private
     verdict = judge.collect()["conv_output_size"]
     assert (verdict.status, verdict.fraction) == ("passed", 1.0), text(verdict)
+
+
+def test_work_scheduled_on_the_kernels_output_thread_is_traced(tmp_path):
+    """The kernel's IOPub thread runs what is scheduled on it: traced for the whole capture."""
+    from jupyter_client.manager import start_new_kernel
+
+    work = tmp_path / "work"
+    work.mkdir()
+    judge = Judge({"conv2d": problems_for(A)["conv2d"]}, 3, work / ".gradekit")
+    judge.prepare()
+    repo = Path(__file__).resolve().parent.parent
+    source = (CHEATS / "escape_kernel_output_thread.py").read_text()
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(work), env={**os.environ, "PYTHONPATH": str(repo)})
+    try:
+        reply = kc.execute_interactive(source + "\nimport gradekit; gradekit.capture('conv2d', globals())\n",
+                                       output_hook=lambda m: None, timeout=120)
+        assert reply["content"]["status"] == "ok", reply["content"]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    verdict = judge.collect()["conv2d"]
+    assert verdict.fraction == 0.0 and "implement yourself" in text(verdict), text(verdict)
+    record = json.loads((work / ".gradekit" / "out" / "conv2d" / "0.json").read_text())
+    assert "aten.convolution" in record["ops"]
 
 
 # ----------------------------------------------------------------------------- the speed case
