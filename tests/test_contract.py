@@ -39,6 +39,8 @@ from .corpus import BAN_TEXT, corpus, load, solution_lines, stub
 pytestmark = pytest.mark.usefixtures("one_thread")
 SEEDS = int(os.environ.get("CONTRACT_SEEDS", "1000"))
 HEAVY_SEEDS = 3
+#: Distinct cases run per problem: all of them up to this many, else the boundary ones and a sample.
+DISTINCT_BUDGET = int(os.environ.get("CONTRACT_DISTINCT", "400"))
 SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 CORPUS = [p for a in ASSIGNMENTS for p in corpus(a)]
 
@@ -175,28 +177,60 @@ def _signature(value):
     return repr(value)
 
 
+def _numbers(signature) -> tuple[list, list]:
+    """A signature split into its structure and its numbers (sizes and scalars), in order."""
+    if isinstance(signature, tuple):
+        parts = [_numbers(s) for s in signature]
+        return ["(", *(x for p in parts for x in p[0]), ")"], [n for p in parts for n in p[1]]
+    try:
+        return ["#"], [float(signature)]
+    except (TypeError, ValueError):
+        return [signature], []
+
+
+def _boundary(cases: dict, budget: int, rng: np.random.Generator) -> list:
+    """Among distinct cases, those at the boundary of every number of their structure (each
+    size and scalar at its smallest and largest), then a random sample up to ``budget``."""
+    by_structure: dict = {}
+    for key, case in cases.items():
+        structure, numbers = _numbers(key)
+        by_structure.setdefault(tuple(structure), []).append((numbers, key))
+    chosen = set()
+    for members in by_structure.values():
+        for i in range(len(members[0][0])):
+            chosen.add(min(members, key=lambda m: m[0][i])[1])
+            chosen.add(max(members, key=lambda m: m[0][i])[1])
+    rest = [k for k in cases if k not in chosen]
+    extra = max(0, budget - len(chosen))
+    chosen |= {rest[i] for i in rng.choice(len(rest), size=min(extra, len(rest)), replace=False)}
+    return [cases[k] for k in cases if k in chosen]
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_every_drawn_case_passes_the_reference(assignment):
     """A case the reference fails is an honest student's lost points, or a grading crash.
 
-    Every case of ``CONTRACT_SEEDS`` seeds is drawn (the answers of integer cases are
-    computed as they are drawn), and every distinct one (its group, scalars, shapes and
-    dtypes) runs through the kernel's procedures and the judge's check with the
-    reference as the student (an integer case passes by construction once drawn: its
-    answer is the reference's). Heavy cases (training, timing, full-size models) run in
-    full for the first seeds and are drawn for all.
+    Every case of ``CONTRACT_SEEDS`` seeds is drawn: an integer case passes by
+    construction once drawn (its answer is the reference's, computed as it is drawn,
+    so a reference that raises fails here). The others are told apart by their group,
+    scalars, shapes and dtypes; each distinct one runs through the kernel's procedures
+    and the judge's check with the reference as the student, up to ``DISTINCT_BUDGET``
+    per problem; past that, every one at the boundary (the smallest and the largest
+    value of each size and scalar, per structure) and a random sample of the rest.
+    Heavy cases (training, timing, full-size models) run for the first seeds.
     """
     namespace, _ = reference_namespace(assignment)
     problems = problems_for(assignment)
     for name, problem in problems.items():
-        distinct: dict = {}
+        distinct, drawn = {}, 0
         for seed in range(SEEDS):
             for case in problem.cases(Draw(case_rng(seed, name))):
+                drawn += 1
                 if (case.heavy and seed >= HEAVY_SEEDS) or (case.secret is not None and not case.raises):
                     continue  # (an integer case's answer is the reference's, computed as it was drawn)
                 request = case.request() if callable(case.request) else case.request
-                distinct.setdefault((case.group, case.raises, _signature(request)), (seed, case))
-        cases = [case for _, case in distinct.values()]
+                distinct.setdefault(_signature((case.group, case.raises, request)), case)
+        cases = _boundary(distinct, DISTINCT_BUDGET, np.random.default_rng(0))
         for start in range(0, len(cases), 400):
             chunk = cases[start:start + 400]
             with tempfile.TemporaryDirectory(prefix="contract-", dir=SCRATCH) as tmp:
@@ -206,4 +240,4 @@ def test_every_drawn_case_passes_the_reference(assignment):
                     gradekit.capture(name, namespace, root=tmp)
                 verdict = judge.judge_problem(name, None)
             assert verdict.fraction == 1.0, f"{name}, {len(cases)} distinct cases:\n" + "\n".join(verdict.lines)
-        print(f"{name}: {len(cases)} distinct cases over {SEEDS} seeds")
+        print(f"{name}: {drawn} cases drawn over {SEEDS} seeds, {len(distinct)} distinct, {len(cases)} run")

@@ -2,17 +2,20 @@
 
 - :class:`Draw` (``sample``): one random sampler;
 - ``builders``: one builder per shape of case (``integer``, ``raises``, ``tensor``
-  with optional gradients, ``steps``, ``module``, ``timing``);
+  with optional gradients and named classic mistakes, ``steps`` for in-place updates
+  over several calls, ``module`` facts, ``module_output``, ``batch_independence``,
+  ``timing``);
 - ``modules``: ``ModuleSpec`` builders (``nn``, ``spec``, ``random_state``) and
   building or rebuilding modules in the judge;
 - ``contract``: the module contract, one table row per ``nn.Module`` problem
   (output shape, parameter count, ``state_dict`` layout, torchvision's weights, submodules);
 - ``training``: training smoke tests (a recipe run in the kernel, a verdict here).
 """
-from .builders import call, compare, diagnose, integer, label_for, module, raises, show, steps, tensor, timing, \
-    torch_args
+from .builders import batch_independence, call, compare, diagnose, integer, label_for, module, module_output, raises, \
+    show, steps, tensor, timing, torch_args, unchanged
 from .modules import build, nn, random_state, rebuild, spec, spec_text
 from .sample import Draw
 
-__all__ = ["Draw", "build", "call", "compare", "diagnose", "integer", "label_for", "module", "nn", "raises",
-           "random_state", "rebuild", "show", "spec", "spec_text", "steps", "tensor", "timing", "torch_args"]
+__all__ = ["Draw", "batch_independence", "build", "call", "compare", "diagnose", "integer", "label_for", "module",
+           "module_output", "nn", "raises", "random_state", "rebuild", "show", "spec", "spec_text", "steps", "tensor",
+           "timing", "torch_args", "unchanged"]

@@ -234,3 +234,48 @@ def timing(problem: Problem, group: str, reference, draw_inputs: Callable[[], tu
         return None
 
     return Case(request, check, label, group, heavy=True)
+
+
+def module_output(problem: Problem, group: str, label: str, x: np.ndarray, shape: tuple, *args, **kwargs) -> Case:
+    """``problem.name(*args, **kwargs)`` built in eval mode maps ``x`` to finite values of
+    ``shape`` with ``x``'s dtype."""
+    def check(outcome: Outcome):
+        out = (outcome.outputs or [None])[0]
+        if not isinstance(out, np.ndarray) or tuple(out.shape) != tuple(shape):
+            return f"{label}: on x of shape {fmt_shape(x.shape)} the output is {describe(out)}, expected shape " \
+                   f"{fmt_shape(shape)}"
+        if out.dtype != x.dtype:
+            return f"{label}: the output has dtype {out.dtype}, expected {x.dtype}"
+        return None if np.all(np.isfinite(out)) else f"{label}: the output contains NaN or inf values"
+    return module(problem, group, label, check, *args, inputs=[x], **kwargs)
+
+
+def batch_independence(problem: Problem, group: str, label: str, x: np.ndarray, k: int, train: bool, mixing: bool,
+                       why: str, *args, **kwargs) -> Case:
+    """Run the built module on the batch ``x`` and on its first ``k`` samples (in training or
+    eval mode): their outputs must agree exactly when samples are treated independently
+    (``mixing=False``) and differ when the batch's statistics are used (``mixing=True``).
+    Dropout makes training-mode outputs random: then nothing is compared."""
+    def check(outcome: Outcome):
+        outs = outcome.outputs if isinstance(outcome.outputs, list) else []
+        if len(outs) != 2 or not all(isinstance(o, np.ndarray) and o.ndim >= 1 for o in outs) \
+                or outs[0].shape[0] != len(x) or outs[1].shape != (k, *outs[0].shape[1:]):
+            return f"{label}: the outputs could not be recorded, or their shapes do not match"
+        differ = rel_error(outs[0][:k], outs[1]) > 1e-4
+        kinds = {str(kind) for _, kind in ((outcome.facts or {}).get("modules") or [])}
+        if differ == mixing or (train and not mixing and any("Dropout" in kind for kind in kinds)):
+            return None
+        return f"{label}: {why}"
+    return module(problem, group, label, check, *args, inputs=[x, x[:k]], train=train, **kwargs)
+
+
+def unchanged(after: dict, inputs: dict) -> str | None:
+    """The first of ``inputs`` (``{key: (ModuleSpec, what)}``) whose returned state (``after``,
+    from ``return_args``) differs from the state it was given, as 'what changed'."""
+    for key, (spec, what) in inputs.items():
+        now = after.get(key)
+        if now is not None and any(not isinstance(now.state.get(k), np.ndarray) or now.state[k].size != np.size(v)
+                                   or not np.array_equal(now.state[k].reshape(-1), np.reshape(v, -1))
+                                   for k, v in spec.state.items()):
+            return f"{what} changed"
+    return None

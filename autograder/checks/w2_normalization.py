@@ -16,9 +16,11 @@ import torch
 from gradekit.codec import ModuleSpec, ReturnedModule, Var
 from solutions import w2_normalization as ref
 
-from ..cases import Draw, build, compare, module, nn, raises, random_state, rebuild, spec_text, steps, tensor
+from ..cases import Draw, batch_independence, build, compare, module, module_output, nn, raises, random_state, \
+    rebuild, spec_text, steps, tensor, unchanged
+from ..cases.statistics import batch_norm_variants, check_running, running, spatial, variants
 from ..cases.training import Budget, accuracy_at_least, student, training_case
-from ..compare import describe, fmt_shape, rel_error
+from ..compare import describe, fmt_shape
 from ..ops import family_names, family_ops
 from ..problem import Case, Group as G, Problem
 
@@ -38,53 +40,12 @@ NORM_LAYERS = {"batch": ({"BatchNorm2d", "LazyBatchNorm2d"}, "BatchNorm2d"),
                "layer": ({"LayerNorm", "GroupNorm"}, "LayerNorm over (C, H, W) or GroupNorm(1, C)"),
                "instance": ({"InstanceNorm2d", "LazyInstanceNorm2d", "GroupNorm"}, "InstanceNorm2d"),
                "group": ({"GroupNorm"}, "GroupNorm"), "none": (set(), "no normalization layer")}
-UNBIASED = "normalising with the unbiased variance (dividing by n - 1); use the biased one (divide by n)"
-EPS_OUTSIDE = "adding eps after the square root; eps goes inside it, sqrt(var + eps)"
 COMMON = (G("backward", "use differentiable operations only: the gradient flows through the mean and variance too."),
           G("float32", "keep the input's dtype."),
           G("eps", "eps is added to the variance inside the square root: sqrt(var + eps)."))
 BATCH_1 = "{} does not depend on the other samples: a batch of one works."
-PER_CHANNEL = "weight and bias hold one value per channel (shape (C,)){}, broadcast over the batch and the positions; " \
-              "either may be None."
-
-
-def channel(x) -> list[int]:
-    return [1, -1] + [1] * (x.dim() - 2)
-
-
-def affine(out, weight, bias, shape):
-    """out * weight + bias, the parameters reshaped to ``shape`` (None: as they are)."""
-    for p, op in ((weight, torch.mul), (bias, torch.add)):
-        if p is not None:
-            out = op(out, p.reshape(shape) if shape else p)
-    return out.detach().numpy()
-
-
-def normalize(x, dims, eps, weight=None, bias=None, shape=None, view=None, unbiased=False, eps_outside=False):
-    """(x - mean) / sqrt(var + eps) over ``dims`` of ``x.reshape(view)``, then the affine
-    map (or a classic variant of it)."""
-    v = x.reshape(view) if view else x
-    mean, var = v.mean(dim=dims, keepdim=True), v.var(dim=dims, keepdim=True, unbiased=unbiased)
-    out = (v - mean) / (torch.sqrt(var) + eps if eps_outside else torch.sqrt(var + eps))
-    return affine(out.reshape(x.shape), weight, bias, shape)
-
-
-def variants(dims, view=None, per_channel=True, rows=()):
-    """``alternatives`` for a normalisation over ``dims(x)`` (of ``view(x)``): the two classic
-    slips, then ``rows`` of (what the student did, dims(x), view(x) or None)."""
-    table = [(UNBIASED, dims, view, True, False), (EPS_OUTSIDE, dims, view, False, True)]
-    table += [(text, d, v, False, False) for text, d, v in rows]
-
-    def alternatives(targs, tkw):
-        x, e, w, b = targs[0], tkw.get("eps", 1e-5), tkw.get("weight"), tkw.get("bias")
-        shape = channel(x) if per_channel else None
-        return [(text, lambda d=d, v=v, u=u, o=o: normalize(x, d(x), e, w, b, shape, v and v(x), u, o))
-                for text, d, v, u, o in table]
-    return alternatives
-
-
-def spatial(x):
-    return list(range(2, x.dim()))
+PER_CHANNEL = "weight and bias hold one value per channel (shape (C,)){}, broadcast over the batch and the " \
+              "positions; either may be None."
 
 
 class _Norm(Problem):
@@ -108,15 +69,17 @@ class _Norm(Problem):
 
 class LayerNorm(_Norm):
     name = "layer_norm"
-    groups = (G("last dimension", "each sample (each row, each position) gets its own mean and biased variance over "
-                                  "the normalized dimension; nothing is averaged over the batch."),
-              G("several dimensions", "normalized_shape names the trailing dimensions to normalise over, e.g. "
-                                      "(C, H, W) for one statistic per sample: average over all of them at once."),
-              G("weight and bias", "weight and bias have the shape normalized_shape: one scale and shift per element "
-                                   "of the normalized part, broadcast over the leading dimensions; either may be None."),
-              G("batch 1", BATCH_1.format("layer norm")), *COMMON,
-              G("invalid", "normalized_shape must equal the trailing dimensions of x: raise ValueError when it does "
-                           "not (F.layer_norm refuses such an input too).", 0.5))
+    groups = (
+        G("last dimension", "each sample (each row, each position) gets its own mean and biased variance over "
+          "the normalized dimension; nothing is averaged over the batch."),
+        G("several dimensions", "normalized_shape names the trailing dimensions to normalise over, e.g. (C, H, "
+          "W) for one statistic per sample: average over all of them at once."),
+        G("weight and bias", "weight and bias have the shape normalized_shape: one scale and shift per element "
+          "of the normalized part, broadcast over the leading dimensions; either may be None."),
+        G("batch 1", BATCH_1.format("layer norm")),
+        *COMMON,
+        G("invalid", "normalized_shape must equal the trailing dimensions of x: raise ValueError when it does "
+          "not (F.layer_norm refuses such an input too).", 0.5))
 
     def alternatives(self, args):
         k = 1 if isinstance(args[0], int) else len(args[0])
@@ -165,13 +128,16 @@ class LayerNorm(_Norm):
 
 class InstanceNorm(_Norm):
     name = "instance_norm"
-    groups = (G("(N, C, L)", "instance norm gives every (sample, channel) pair its own mean and biased variance, over "
-                             "the positions only."),
-              G("(N, C, H, W)", "for images, average over H and W (all axes after the channel axis), separately for "
-                                "each sample and each channel."),
-              G("batch 1", BATCH_1.format("instance norm")), G("weight and bias", PER_CHANNEL.format("")), *COMMON,
-              G("invalid", "with a single position per channel (an (N, C) input, or (N, C, 1, 1)) there is nothing "
-                           "to normalise over: raise ValueError, as F.instance_norm does.", 0.5))
+    groups = (
+        G("(N, C, L)", "instance norm gives every (sample, channel) pair its own mean and biased variance, "
+          "over the positions only."),
+        G("(N, C, H, W)", "for images, average over H and W (all axes after the channel axis), separately for "
+          "each sample and each channel."),
+        G("batch 1", BATCH_1.format("instance norm")),
+        G("weight and bias", PER_CHANNEL.format("")),
+        *COMMON,
+        G("invalid", "with a single position per channel (an (N, C) input, or (N, C, 1, 1)) there is nothing "
+          "to normalise over: raise ValueError, as F.instance_norm does.", 0.5))
 
     def alternatives(self, args):
         return variants(spatial, rows=[
@@ -198,7 +164,8 @@ class InstanceNorm(_Norm):
                 add("weight and bias", (n(), c(), s(), s()), affine=both),
                 add("weight and bias", (n(), c(), s()), affine=(True, False)),
                 add("weight and bias", (n(), c(), s(), s()), affine=(False, True)),
-                add("backward", (n(), c(), s(), s()), affine=both, grad=True), add("backward", (n(), c(), s()), grad=True),
+                add("backward", (n(), c(), s(), s()), affine=both, grad=True),
+                add("backward", (n(), c(), s()), grad=True),
                 add("float32", (n(), c(), s(), s()), affine=both, dtype=np.float32),
                 add("eps", (n(), c(), s(), s()), eps=0.3, scale=0.3)] + \
             [raises(self, "invalid", draw.data(shape)) for shape in ((n(), c()), (n(), c(), 1, 1))]
@@ -210,15 +177,18 @@ GROUPINGS = ((6, 2), (6, 3), (8, 2), (8, 4), (12, 3), (12, 4), (10, 2), (10, 5))
 
 class GroupNorm(_Norm):
     name = "group_norm"
-    groups = (G("(N, C)", "split the C features into num_groups consecutive groups; each (sample, group) gets its own "
-                          "mean and biased variance."),
-              G("(N, C, L)", "a group's statistics cover its channels and all their positions, for one sample."),
-              G("(N, C, H, W)", "reshape to (N, num_groups, everything else) so each group's values lie together; "
-                                "num_groups is the number of groups, not the channels per group."),
-              G("one group, one channel per group", "num_groups = 1 normalises each sample as a whole (layer norm); "
-                                                    "num_groups = C each channel alone (instance norm)."),
-              G("batch 1", BATCH_1.format("group norm")), G("weight and bias", PER_CHANNEL.format(", not per group")),
-              *COMMON, G("invalid", "when C is not divisible by num_groups, raise ValueError saying so.", 0.5))
+    groups = (
+        G("(N, C)", "split the C features into num_groups consecutive groups; each (sample, group) gets its "
+          "own mean and biased variance."),
+        G("(N, C, L)", "a group's statistics cover its channels and all their positions, for one sample."),
+        G("(N, C, H, W)", "reshape to (N, num_groups, everything else) so each group's values lie together; "
+          "num_groups is the number of groups, not the channels per group."),
+        G("one group, one channel per group", "num_groups = 1 normalises each sample as a whole (layer norm); "
+          "num_groups = C each channel alone (instance norm)."),
+        G("batch 1", BATCH_1.format("group norm")),
+        G("weight and bias", PER_CHANNEL.format(", not per group")),
+        *COMMON,
+        G("invalid", "when C is not divisible by num_groups, raise ValueError saying so.", 0.5))
 
     def alternatives(self, args):
         g = args[0]
@@ -263,73 +233,29 @@ class BatchNorm(Problem):
     name = "batch_norm"
     banned_names = family_names("normalization") | {"batch_norm"}
     banned_ops = family_ops("normalization")
-    groups = (G("training, (N, C)", "in training mode each feature (column) is normalised with the mean and variance "
-                                    "of the current batch; PyTorch uses the biased variance (divide by the number of "
-                                    "values) and adds eps inside the square root."),
-              G("training, (N, C, *)", "for (N, C, *) inputs, channel c's statistics are taken over the batch and all "
-                                       "positions: every axis except axis 1 (so a single sample with several "
-                                       "positions is a valid training batch)."),
-              G("no weight or bias", "weight and bias are optional: when one is None, skip that scale or shift."),
-              G("eval mode", "with training=False, normalise with running_mean and running_var (not the batch's "
-                             "statistics) and leave them unchanged; a batch of one sample is fine then."),
-              G("running statistics", "in training mode, update running_mean and running_var in place (tensor "
-                                      "methods ending in _, or slice assignment): momentum is the weight of the new "
-                                      "batch, and running_var receives the unbiased batch variance."),
-              G("train then eval", "eval mode after some training steps uses the running statistics those steps "
-                                   "accumulated, so both the update and the eval formula must be right."),
-              G("backward", "let autograd see the whole computation: in training mode the gradient also flows "
-                            "through the batch mean and variance (do not detach them); only the running-statistics "
-                            "update stays outside the graph."),
-              G("float32", "keep the input's dtype, and the running statistics' dtype (update them in place in "
-                           "float32 too): create no float64 buffers."),
-              G("one value per channel", "with a single value per channel in training mode (a (1, C) input, or "
-                                         "(1, C, 1, 1)) there is no variance to estimate: raise ValueError, as "
-                                         "F.batch_norm does. Count the values per channel over the batch and the "
-                                         "positions.", 0.5))
-
-    @staticmethod
-    def running(xs, rm, rv, momentum, reverse=False, biased=False):
-        """Running statistics after training steps on ``xs``, as PyTorch (or a classic mistake) keeps them."""
-        rm, rv = torch.from_numpy(rm.copy()), torch.from_numpy(rv.copy())
-        keep, new = (momentum, 1 - momentum) if reverse else (1 - momentum, momentum)
-        for x in xs:
-            x = torch.from_numpy(x).to(rm.dtype)
-            dims = [0] + spatial(x)
-            rm, rv = keep * rm + new * x.mean(dims), keep * rv + new * x.var(dims, unbiased=not biased)
-        return rm.numpy(), rv.numpy()
-
-    def check_running(self, label, xs, rm, rv, momentum, got, after: str) -> str | None:
-        """``got``: the running mean and variance the student's code left (in that order)."""
-        variants_ = [("the value before the call: update the tensors that were passed in, in place", (rm, rv)),
-                     ("momentum weighting the old value (PyTorch's momentum weights the new batch)",
-                      self.running(xs, rm, rv, momentum, reverse=True)),
-                     ("storing the biased variance (running_var keeps the unbiased one, n / (n - 1) times larger)",
-                      self.running(xs, rm, rv, momentum, biased=True))]
-        expected = self.running(xs, rm, rv, momentum)
-        for i, which in enumerate(("running_mean", "running_var")):
-            msg = compare(got[i], expected[i], f"{which} {after}", label,
-                          [(text, lambda v=v: v[i]) for text, v in variants_])
-            if msg:
-                return msg.replace("it matches the value before the call", "it still holds its value before the call")
-        return None
-
-    def alternatives(self, training, rm, rv, m):
-        def alternatives(targs, tkw):
-            x, e, w, b = targs[0], tkw.get("eps", 1e-5), tkw.get("weight"), tkw.get("bias")
-            trm, trv = (torch.from_numpy(a).reshape(channel(x)) for a in (rm, rv))
-            if training:
-                return variants(lambda x: [0] + spatial(x), rows=[
-                    ("statistics over the batch axis only: for (N, C, *) inputs also average over the positions",
-                     lambda x: [0], None)])(targs, tkw) + [
-                    ("normalising with running_mean and running_var: in training mode use the batch's statistics",
-                     lambda: affine((x - trm) / torch.sqrt(trv + e), w, b, channel(x)))]
-            return [("normalising with the batch's statistics: in eval mode use running_mean and running_var",
-                     lambda: normalize(x, [0] + spatial(x), e, w, b, channel(x))),
-                    ("dividing by the running variance plus eps without the square root",
-                     lambda: affine((x - trm) / (trv + e), w, b, channel(x))),
-                    ("adding eps after the square root; eps goes inside it",
-                     lambda: affine((x - trm) / (torch.sqrt(trv) + e), w, b, channel(x)))]
-        return alternatives
+    groups = (
+        G("training, (N, C)", "in training mode each feature (column) is normalised with the mean and variance "
+          "of the current batch; PyTorch uses the biased variance (divide by the number of values) and adds "
+          "eps inside the square root."),
+        G("training, (N, C, *)", "for (N, C, *) inputs, channel c's statistics are taken over the batch and "
+          "all positions: every axis except axis 1 (so a single sample with several positions is a valid "
+          "training batch)."),
+        G("no weight or bias", "weight and bias are optional: when one is None, skip that scale or shift."),
+        G("eval mode", "with training=False, normalise with running_mean and running_var (not the batch's "
+          "statistics) and leave them unchanged; a batch of one sample is fine then."),
+        G("running statistics", "in training mode, update running_mean and running_var in place (tensor "
+          "methods ending in _, or slice assignment): momentum is the weight of the new batch, and running_var "
+          "receives the unbiased batch variance."),
+        G("train then eval", "eval mode after some training steps uses the running statistics those steps "
+          "accumulated, so both the update and the eval formula must be right."),
+        G("backward", "let autograd see the whole computation: in training mode the gradient also flows "
+          "through the batch mean and variance (do not detach them); only the running-statistics update stays "
+          "outside the graph."),
+        G("float32", "keep the input's dtype, and the running statistics' dtype (update them in place in "
+          "float32 too): create no float64 buffers."),
+        G("one value per channel", "with a single value per channel in training mode (a (1, C) input, or (1, "
+          "C, 1, 1)) there is no variance to estimate: raise ValueError, as F.batch_norm does. Count the "
+          "values per channel over the batch and the positions.", 0.5))
 
     def cases(self, draw: Draw):
         def c():
@@ -349,7 +275,7 @@ class BatchNorm(Problem):
                 after = outcome.args_after if isinstance(outcome.args_after, dict) else {}
                 got = after.get("1"), after.get("2")
                 if verify:
-                    return self.check_running(label, [x], rm, rv, kw.get("momentum", 0.1), got, "after the call")
+                    return check_running(label, [x], rm, rv, kw.get("momentum", 0.1), got, "after the call")
                 for now, before, which in zip(got, (rm, rv), ("running_mean", "running_var")):
                     if not training and isinstance(now, np.ndarray) and now.shape == before.shape \
                             and not np.array_equal(now, before):
@@ -357,7 +283,7 @@ class BatchNorm(Problem):
                 return None
 
             return tensor(self, group, ref.batch_norm, x, rm, rv, training=training, extra=extra, return_args=[1, 2],
-                          alternatives=self.alternatives(training, rm, rv, kw.get("momentum", 0.1)), **kw)
+                          alternatives=batch_norm_variants(training, rm, rv), **kw)
 
         def train_steps(group, channels, n_steps, positions, evaluate=False, **kw):
             xs = [draw.data((draw.int(2, 6) if positions else draw.int(4, 10), channels, *positions))
@@ -368,16 +294,17 @@ class BatchNorm(Problem):
                      for x in xs]
             x_eval = draw.data((draw.int(1, 4), channels, *positions))
             calls += [{"args": [x_eval, Var("rm"), Var("rv")], "kwargs": {**kw, "training": False}}] if evaluate else []
-            label = f"batch_norm: {n_steps} training steps on batches of shape (N, {', '.join(map(str, (channels, *positions)))})" \
+            shape = ", ".join(map(str, (channels, *positions)))
+            label = f"batch_norm: {n_steps} training steps on batches of shape (N, {shape})" \
                 + (f", momentum={m}" if "momentum" in kw else "") \
                 + (f", then eval mode on x of shape {fmt_shape(x_eval.shape)}" if evaluate else "")
 
             def check(values, variables):
-                stats_msg = self.check_running(label, xs, rm, rv, m, (variables.get("rm"), variables.get("rv")),
-                                               f"after {n_steps} steps")
+                stats_msg = check_running(label, xs, rm, rv, m, (variables.get("rm"), variables.get("rv")),
+                                          f"after {n_steps} steps")
                 if not evaluate:
                     return stats_msg
-                t = [torch.from_numpy(a) for a in (x_eval, *self.running(xs, rm, rv, m), kw["weight"], kw["bias"])]
+                t = [torch.from_numpy(a) for a in (x_eval, *running(xs, rm, rv, m), kw["weight"], kw["bias"])]
                 msg = compare(values[-1] if values else None, ref.batch_norm(*t, False, m).numpy(),
                               "the eval-mode output", label)
                 return msg and (stats_msg or msg)
@@ -402,7 +329,8 @@ class BatchNorm(Problem):
                 add("no weight or bias", (draw.int(4, 8), c()), False, affine=no),
                 add("no weight or bias", (draw.int(2, 5), c(), draw.int(3, 8)), True, affine=wo),
                 add("eval mode", (draw.int(2, 5), c(), *hw()), False), add("eval mode", (draw.int(4, 8), c()), False),
-                add("eval mode", (1, c()), False, eps=0.05), add("eval mode", (1, c(), draw.int(3, 8)), False, momentum=0.5),
+                add("eval mode", (1, c()), False, eps=0.05),
+                add("eval mode", (1, c(), draw.int(3, 8)), False, momentum=0.5),
                 add("running statistics", (draw.int(2, 5), c(), *hw()), True, verify=True),
                 add("running statistics", (draw.int(4, 9), c()), True, momentum=0.3, verify=True),
                 train_steps("running statistics", c(), 3, (draw.int(3, 7),), momentum=0.2),
@@ -421,18 +349,18 @@ class FuseConvBN(Problem):
     name = "fuse_conv_bn"
     banned_names = ("fuse_conv_bn_eval", "fuse_conv_bn_weights", "fuse_linear_bn_eval", "fuse_modules",
                     "fuse_modules_qat", "fuse_fx", "fusion")
-    groups = (G("conv with bias", "in eval mode BatchNorm is a fixed per-channel affine map (running statistics, "
-                                  "weight, bias): write it as scale * z + shift and push scale and shift into the conv "
-                                  "before it."),
-              G("conv without bias", "a conv without a bias still gets one after folding: the BatchNorm's shift has to "
-                                     "go somewhere."),
-              G("stride and padding", "the fused conv must slide exactly like the original one: keep its kernel size, "
-                                      "stride, padding and dilation."),
-              G("groups", "each output channel (filter) gets its own scale, whatever the groups: scale the weight "
-                          "along its first axis, and keep groups in the new conv."),
-              G("BatchNorm eps", "use the BatchNorm's own eps, not a constant."),
-              G("inputs unchanged", "build a new nn.Conv2d and write the fused weights into it (under "
-                                    "torch.no_grad()); do not scale conv.weight or change bn in place."))
+    groups = (
+        G("conv with bias", "in eval mode BatchNorm is a fixed per-channel affine map (running statistics, "
+          "weight, bias): write it as scale * z + shift and push scale and shift into the conv before it."),
+        G("conv without bias", "a conv without a bias still gets one after folding: the BatchNorm's shift has "
+          "to go somewhere."),
+        G("stride and padding", "the fused conv must slide exactly like the original one: keep its kernel "
+          "size, stride, padding and dilation."),
+        G("groups", "each output channel (filter) gets its own scale, whatever the groups: scale the weight "
+          "along its first axis, and keep groups in the new conv."),
+        G("BatchNorm eps", "use the BatchNorm's own eps, not a constant."),
+        G("inputs unchanged", "build a new nn.Conv2d and write the fused weights into it (under "
+          "torch.no_grad()); do not scale conv.weight or change bn in place."))
 
     def cases(self, draw: Draw):
         def ch():
@@ -450,13 +378,9 @@ class FuseConvBN(Problem):
 
             def check(outcome):
                 got, after = outcome.value, outcome.args_after if isinstance(outcome.args_after, dict) else {}
-                for key, spec, what in (("0", conv, "conv"), ("1", bn, "bn")) if check_inputs else ():
-                    now = after.get(key)
-                    if isinstance(now, ReturnedModule) and any(
-                            not isinstance(now.state.get(k), np.ndarray) or now.state[k].size != np.size(v)
-                            or not np.array_equal(now.state[k].reshape(-1), np.reshape(v, -1))
-                            for k, v in spec.state.items()):
-                        return f"{label}: {what} changed; fuse_conv_bn must leave its inputs as they were"
+                changed = unchanged(after, {"0": (conv, "conv"), "1": (bn, "bn")}) if check_inputs else None
+                if changed:
+                    return f"{label}: {changed}; fuse_conv_bn must leave its inputs as they were"
                 if not isinstance(got, ReturnedModule) or got.type_name != "Conv2d":
                     return f"{label}: should return one nn.Conv2d but returned {describe(got)}"
                 weight = got.state.get("weight")
@@ -491,7 +415,8 @@ class FuseConvBN(Problem):
         g, c = draw.choice([2, 3]), ch() + 1
         return [add("conv with bias", ch(), ch(), 3, True, padding=1),
                 add("conv with bias", ch(), ch(), draw.choice([1, 5]), True),
-                add("conv without bias", ch(), ch(), 3, False, padding=1), add("conv without bias", ch(), ch(), 1, False),
+                add("conv without bias", ch(), ch(), 3, False, padding=1),
+                add("conv without bias", ch(), ch(), 1, False),
                 add("stride and padding", ch(), ch(), 3, True, stride=2, padding=2),
                 add("stride and padding", ch(), ch(), (3, 5), False, stride=(2, 1), padding=(1, 2), dilation=(1, 2)),
                 add("groups", 2 * g, 3 * g, 3, True, groups=g, padding=1),
@@ -511,24 +436,25 @@ def _digits():
 
 class MakeCNN(Problem):
     name = "make_cnn"
-    groups = (G("builds each variant", "make_cnn(norm, num_classes, in_channels) must build for every norm setting and "
-                                       "map (N, in_channels, 8, 8) images to (N, num_classes) logits."),
-              G("norm layers", "use torch.nn's layers: BatchNorm2d for 'batch', GroupNorm(1, C) (or a LayerNorm over "
-                               "(C, H, W)) for 'layer', InstanceNorm2d for 'instance', GroupNorm for 'group', and no "
-                               "normalization layer at all for 'none'."),
-              G("unknown norm", "any other norm string must raise ValueError (a typo should not silently build a "
-                                "network without normalization).", 0.5),
-              G("train mode", "in training mode only batch norm mixes the samples of a batch (through its batch "
-                              "statistics); layer, instance and group norm treat every sample on its own."),
-              G("eval mode", "in eval mode every normalization must treat samples independently: batch norm then uses "
-                             "its running statistics, which nn.BatchNorm2d switches to after model.eval()."),
-              *(G(f"trains ({norm})", f"with {TRAIN_BUDGET.epochs} epochs of Adam (lr {TRAIN_BUDGET.lr}, batch "
-                                      f"{TRAIN_BUDGET.batch_size}) on the digits training set, make_cnn('{norm}') "
-                                      f"should reach {bar:.0%} accuracy on held-out digits (a network that learns "
-                                      "nothing stays near 10%). Give it enough capacity (two or three conv blocks of a "
-                                      "few dozen channels), do not pool the 8x8 images away before the features are "
-                                      "learned, and keep it small enough that each training run ends within "
-                                      f"{TRAIN_BUDGET.seconds:.0f} s.", 0.4) for norm, bar in TRAIN_ACCURACY.items()))
+    groups = (
+        G("builds each variant", "make_cnn(norm, num_classes, in_channels) must build for every norm setting "
+          "and map (N, in_channels, 8, 8) images to (N, num_classes) logits."),
+        G("norm layers", "use torch.nn's layers: BatchNorm2d for 'batch', GroupNorm(1, C) (or a LayerNorm over "
+          "(C, H, W)) for 'layer', InstanceNorm2d for 'instance', GroupNorm for 'group', and no normalization "
+          "layer at all for 'none'."),
+        G("unknown norm", "any other norm string must raise ValueError (a typo should not silently build a "
+          "network without normalization).", 0.5),
+        G("train mode", "in training mode only batch norm mixes the samples of a batch (through its batch "
+          "statistics); layer, instance and group norm treat every sample on its own."),
+        G("eval mode", "in eval mode every normalization must treat samples independently: batch norm then "
+          "uses its running statistics, which nn.BatchNorm2d switches to after model.eval()."),
+        *(G(f"trains ({norm})", f"with {TRAIN_BUDGET.epochs} epochs of Adam (lr {TRAIN_BUDGET.lr}, batch "
+                                f"{TRAIN_BUDGET.batch_size}) on the digits training set, make_cnn('{norm}') "
+                                f"should reach {bar:.0%} accuracy on held-out digits (a network that learns "
+                                "nothing stays near 10%). Give it enough capacity (two or three conv blocks of a "
+                                "few dozen channels), do not pool the 8x8 images away before the features are "
+                                "learned, and keep it small enough that each training run ends within "
+                                f"{TRAIN_BUDGET.seconds:.0f} s.", 0.4) for norm, bar in TRAIN_ACCURACY.items()))
 
     def cases(self, draw: Draw):
         def layers(norm):
@@ -538,7 +464,8 @@ class MakeCNN(Problem):
                          if str(k) in family_names("normalization")]
                 kinds, (allowed, text) = sorted({k for _, k in found}), NORM_LAYERS[norm]
                 if norm == "none" and found:
-                    return f"make_cnn('none') contains normalization layers ({', '.join(kinds)}); 'none' should have none"
+                    return f"make_cnn('none') contains normalization layers ({', '.join(kinds)}); 'none' should " \
+                           "have none"
                 if norm != "none" and not found:
                     return f"make_cnn({norm!r}) contains no torch.nn normalization layer (expected {text})"
                 if set(kinds) - allowed:
@@ -551,45 +478,22 @@ class MakeCNN(Problem):
                 return None
             return module(self, "norm layers", f"make_cnn({norm!r})", check, norm)
 
-        def builds(norm, n, **kwargs):
-            x, classes = draw.uniform(0, 1, (n, kwargs.get("in_channels", 1), 8, 8), np.float32), \
-                kwargs.get("num_classes", 10)
+        def builds(norm, n, classes=10, channels=1, **kwargs):
             label = f"make_cnn({norm!r}" + "".join(f", {k}={v}" for k, v in kwargs.items()) + ")"
-
-            def check(outcome):
-                out = (outcome.outputs or [None])[0]
-                if not isinstance(out, np.ndarray) or tuple(out.shape) != (n, classes):
-                    return f"{label}: on x of shape {fmt_shape(x.shape)} the output is {describe(out)}, expected " \
-                           f"shape {fmt_shape((n, classes))}"
-                if out.dtype != np.float32:
-                    return f"{label}: the output has dtype {out.dtype}, expected float32"
-                return None if np.all(np.isfinite(out)) else f"{label}: the output contains NaN or inf values"
-            return module(self, "builds each variant", label, check, norm, inputs=[x], **kwargs)
+            x = draw.uniform(0, 1, (n, channels, 8, 8), np.float32)
+            return module_output(self, "builds each variant", label, x, (n, classes), norm, **kwargs)
 
         def independent(norm, train):
-            x, k = draw.uniform(0, 1, (8, 1, 8, 8), np.float32), draw.int(2, 4)
-            label = f"make_cnn({norm!r}) in {'training' if train else 'eval'} mode on a batch of 8 and on its first {k} " \
-                    "samples"
-
-            def check(outcome):
-                outs = outcome.outputs if isinstance(outcome.outputs, list) else []
-                if len(outs) != 2 or not all(isinstance(o, np.ndarray) and o.ndim == 2 for o in outs) \
-                        or outs[0].shape != (8, outs[1].shape[1]) or outs[1].shape[0] != k:
-                    return f"{label}: the outputs could not be recorded, or their shapes do not match"
-                err = rel_error(outs[0][:k], outs[1])
-                if train and norm == "batch":
-                    return None if err >= 1e-4 else (f"{label}: the first samples' outputs do not depend on the rest "
-                                                      "of the batch; in training mode batch norm normalises with the "
-                                                      "batch's statistics")
-                kinds = {str(kind) for _, kind in (outcome.facts or {}).get("modules", [])}
-                if err <= 1e-4 or (train and any("Dropout" in kind for kind in kinds)):
-                    return None  # (dropout makes training-mode outputs random: nothing to compare)
-                return f"{label}: " + ("in eval mode no sample's output may depend on the others (batch norm must use "
-                                       "its running statistics: use nn.BatchNorm2d, which switches on model.eval())"
-                                       if not train else f"'{norm}' should treat each sample on its own, but the "
-                                                         "outputs depend on the rest of the batch")
-            return module(self, "train mode" if train else "eval mode", label, check, norm, inputs=[x, x[:k]],
-                          train=train)
+            k, mode = draw.int(2, 4), "training" if train else "eval"
+            why = "in eval mode no sample's output may depend on the others (batch norm must use its running " \
+                  "statistics: use nn.BatchNorm2d, which switches on model.eval())" if not train else \
+                  "the first samples' outputs do not depend on the rest of the batch; in training mode batch norm " \
+                  "normalises with the batch's statistics" if norm == "batch" else \
+                  f"'{norm}' should treat each sample on its own, but the outputs depend on the rest of the batch"
+            label = f"make_cnn({norm!r}) in {mode} mode on a batch of 8 and on its first {k} samples"
+            return batch_independence(self, "train mode" if train else "eval mode", label,
+                                      draw.uniform(0, 1, (8, 1, 8, 8), np.float32), k, train, train and norm == "batch",
+                                      why, norm)
 
         def trains(norm):
             data = _digits()
@@ -601,7 +505,8 @@ class MakeCNN(Problem):
 
         bad = draw.distinct(["batchnorm", "Batch", "bn", "layernorm", "groups", "", "None"], 2)
         return [builds(norm, draw.int(2, 6)) for norm in NORMS] + \
-            [builds(draw.choice(NORMS), 3, num_classes=draw.int(3, 8), in_channels=draw.choice([2, 3]))] + \
+            [builds(draw.choice(NORMS), 3, c := draw.int(3, 8), ch := draw.choice([2, 3]), num_classes=c,
+                    in_channels=ch)] + \
             [layers(norm) for norm in NORMS] + \
             [raises(self, "unknown norm", b, label=f"make_cnn({b!r})") for b in bad] + \
             [independent(norm, True) for norm in NORMS] + [independent(norm, False) for norm in NORMS] + \
