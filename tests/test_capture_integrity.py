@@ -186,6 +186,24 @@ def test_honest_code_runs_under_the_guard():
     assert (verdict.status, verdict.fraction) == ("passed", 1.0), text(verdict)
 
 
+def conv_with_a_progress_bar(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Honest, with a tqdm progress bar (tqdm starts its monitor thread)."""
+    from tqdm import tqdm
+
+    for _ in tqdm(range(2), disable=False, mininterval=0):
+        pass
+    return ref.conv2d(x, weight, bias, stride, padding, dilation, groups)
+
+
+def test_a_progress_bar_in_graded_code_is_allowed():
+    import tqdm
+
+    tqdm.tqdm.monitor_interval = 10  # the default: its monitor thread starts with the first bar
+    verdict = grade(conv_with_a_progress_bar)
+    assert (verdict.status, verdict.fraction) == ("passed", 1.0), text(verdict)
+    assert capture_module._allowed_thread((tqdm.tqdm.monitor._bootstrap,)) if tqdm.tqdm.monitor else True
+
+
 def _call_request(tmp_path: Path, fn_name: str = "f") -> tuple[dict, Path, Path]:
     in_dir, out_dir = tmp_path / "cases", tmp_path / "out"
     in_dir.mkdir()
