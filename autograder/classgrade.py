@@ -104,10 +104,14 @@ def main(argv=None) -> int:
     parser.add_argument("--course", default=str(REPO / "course"), help="nbgrader course root")
     parser.add_argument("--student", action="append", help="only these students (repeatable)")
     args = parser.parse_args(argv)
-    result = grade_class(Path(args.course), args.assignment, args.student)
+    return summarize(Path(args.course), args.assignment, grade_class(Path(args.course), args.assignment, args.student))
+
+
+def summarize(course: Path, assignment: str, result) -> int:
+    """Print the class table and a one-line summary of ``result``; the exit status."""
     from .report import class_table
 
-    print(class_table(Path(args.course), [args.assignment]))
+    print(class_table(course, [assignment]))
     print(f"graded {len(result.graded)} students in {result.seconds:.1f} s; "
           f"{len(result.failed)} failed, {len(result.unreadable)} unreadable notebooks")
     return 1 if result.failed else 0

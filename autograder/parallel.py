@@ -32,7 +32,7 @@ import nbformat
 from tqdm.auto import tqdm
 from traitlets import Enum, Unicode
 
-from .classgrade import REPO, ClassResult, check_submissions, nbgrader
+from .classgrade import REPO, ClassResult, check_submissions, nbgrader, summarize
 from .preprocessor import JudgedExecute
 
 CACHE = ".gradekit-cache"
@@ -157,12 +157,7 @@ def main(argv=None) -> int:
     parser.add_argument("--student", action="append")
     args = parser.parse_args(argv)
     result = grade_parallel(Path(args.course), args.assignment, args.student, args.workers, args.scheduler)
-    from .report import class_table
-
-    print(class_table(Path(args.course), [args.assignment]))
-    print(f"graded {len(result.graded)} students in {result.seconds:.1f} s; "
-          f"{len(result.failed)} failed, {len(result.unreadable)} unreadable notebooks")
-    return 1 if result.failed else 0
+    return summarize(Path(args.course), args.assignment, result)
 
 
 if __name__ == "__main__":

@@ -773,23 +773,19 @@ class _Scanner(ast.NodeVisitor):
             self.check_path(node, self.resolve(parts))
         self.generic_visit(node)
 
-    def visit_BinOp(self, node):
-        built = _const_str(node) if isinstance(node.op, ast.Add) else None
-        if built is not None:
-            for text in FORBIDDEN_STRINGS:
-                if text in built:
-                    self.flag(node, f"builds the string {text!r} (the grader's internals)")
-                    return
+    def _built_string(self, node, built):
+        """Flag a string built from pieces that names the grader's internals."""
+        for text in FORBIDDEN_STRINGS if built is not None else ():
+            if text in built:
+                self.flag(node, f"builds the string {text!r} (the grader's internals)")
+                return
         self.generic_visit(node)
 
+    def visit_BinOp(self, node):
+        self._built_string(node, _const_str(node) if isinstance(node.op, ast.Add) else None)
+
     def visit_JoinedStr(self, node):
-        built = _const_str(node)
-        if built is not None:
-            for text in FORBIDDEN_STRINGS:
-                if text in built:
-                    self.flag(node, f"builds the string {text!r} (the grader's internals)")
-                    return
-        self.generic_visit(node)
+        self._built_string(node, _const_str(node))
 
     def visit_Constant(self, node):
         if isinstance(node.value, str) and len(node.value) < 10000:

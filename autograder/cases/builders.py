@@ -279,3 +279,16 @@ def unchanged(after: dict, inputs: dict) -> str | None:
                                    for k, v in spec.state.items()):
             return f"{what} changed"
     return None
+
+
+def rows(problem: Problem, reference, table) -> list[Case]:
+    """Cases of a problem with integer answers, as table rows ``(group, count, make)`` or
+    ``(group, count, make, error)``: ``make()`` draws the keyword arguments of one case;
+    with ``error`` the right answer is raising that exception."""
+    cases = []
+    for group, count, make, *error in table:
+        for _ in range(count):
+            kwargs = make()
+            cases.append(raises(problem, group, error=error[0], **kwargs) if error else
+                         integer(problem, group, reference, **kwargs))
+    return cases

@@ -10,7 +10,7 @@ import torch
 
 from solutions import w1_conv_arithmetic as ref
 
-from ..cases import Draw, build, integer, nn, raises, spec, spec_text, tensor, timing
+from ..cases import Draw, build, nn, raises, rows, spec, spec_text, tensor, timing
 from ..compare import check_records
 from ..ops import family_names, family_ops
 from ..problem import Case, Group as G, Problem
@@ -29,32 +29,29 @@ class ConvOutputSize(Problem):
         G("invalid", "a kernel larger than the padded input leaves no valid position: raise ValueError."))
 
     def cases(self, draw: Draw):
-        def add(group, size, kernel_size, stride=1, padding=0, dilation=1):
-            return integer(self, group, ref.conv_output_size, size=size, kernel_size=kernel_size, stride=stride,
-                           padding=padding, dilation=dilation)
-
-        cases = []
-        for _ in range(3):
-            kernel = draw.choice([1, 2, 3, 4, 5, 7])
-            cases.append(add("basic", draw.int(kernel, 40), kernel))
-        for i in range(3):
-            while True:
+        def stride_case():
+            while True:  # a remainder, so that rounding down matters
                 size, kernel, stride = draw.int(6, 40), draw.choice([1, 2, 3, 5]), draw.int(2, 5)
-                if i == 2 or (size - kernel) % stride:  # a remainder: rounding down matters
-                    break
-            cases.append(add("stride", size, kernel, stride))
-        for _ in range(3):
-            kernel = draw.choice([3, 4, 5, 7])
-            cases.append(add("padding", max(draw.int(3, 30), kernel), kernel, draw.int(1, 4), draw.int(1, 4)))
-        for _ in range(3):
+                if (size - kernel) % stride:
+                    return dict(size=size, kernel_size=kernel, stride=stride)
+
+        def dilated():
             kernel, dilation = draw.choice([2, 3, 4, 5]), draw.int(2, 5)
             span = dilation * (kernel - 1) + 1
-            cases.append(add("dilation", draw.int(span, span + 25), kernel, draw.int(1, 4), draw.int(0, 3), dilation))
-        size = draw.int(1, 4)
-        cases.append(raises(self, "invalid", size=size, kernel_size=size + 2 * draw.int(1, 3) + 1, stride=1,
-                            padding=0, dilation=1))
-        size = draw.int(5, 9)
-        return cases + [raises(self, "invalid", size=size, kernel_size=3, stride=1, padding=0, dilation=size)]
+            return dict(size=draw.int(span, span + 25), kernel_size=kernel, stride=draw.int(1, 4),
+                        padding=draw.int(0, 3), dilation=dilation)
+
+        return rows(self, ref.conv_output_size, [
+            ("basic", 3, lambda: dict(size=draw.int(k := draw.choice([1, 2, 3, 4, 5, 7]), 40), kernel_size=k)),
+            ("stride", 2, stride_case),
+            ("stride", 1, lambda: dict(size=draw.int(6, 40), kernel_size=draw.choice([1, 2, 3, 5]),
+                                       stride=draw.int(2, 5))),
+            ("padding", 3, lambda: dict(size=max(draw.int(3, 30), k := draw.choice([3, 4, 5, 7])), kernel_size=k,
+                                        stride=draw.int(1, 4), padding=draw.int(1, 4))),
+            ("dilation", 3, dilated),
+            ("invalid", 1, lambda: dict(size=(n := draw.int(1, 4)), kernel_size=n + 2 * draw.int(1, 3) + 1),
+             "ValueError"),
+            ("invalid", 1, lambda: dict(size=(n := draw.int(5, 9)), kernel_size=3, dilation=n), "ValueError")])
 
 
 class ConvTransposeOutputSize(Problem):
@@ -72,26 +69,23 @@ class ConvTransposeOutputSize(Problem):
           "than the stride or the dilation (nn.ConvTranspose2d refuses it too)."))
 
     def cases(self, draw: Draw):
-        def add(group, size, kernel_size, stride=1, padding=0, output_padding=0, dilation=1):
-            return integer(self, group, ref.conv_transpose_output_size, size=size, kernel_size=kernel_size,
-                           stride=stride, padding=padding, output_padding=output_padding, dilation=dilation)
+        def size(low=2):
+            return draw.int(low, 30)
 
-        cases = [add("basic", draw.int(2, 30), draw.choice([1, 2, 3, 4, 5, 7])) for _ in range(2)]
-        cases += [add("stride", draw.int(2, 30), draw.choice([2, 3, 4, 5]), draw.int(2, 5)) for _ in range(3)]
-        cases += [add("padding", draw.int(4, 30), draw.choice([3, 4, 5]), draw.int(1, 4), draw.int(1, 3))
-                  for _ in range(3)]
-        for _ in range(3):
-            stride = draw.int(2, 5)
-            cases.append(add("output_padding", draw.int(3, 30), draw.choice([2, 3, 4, 5]), stride, draw.int(0, 2),
-                             draw.int(1, stride)))
-        cases += [add("dilation", draw.int(3, 30), draw.choice([2, 3, 5]), draw.int(1, 3), draw.int(0, 2),
-                      dilation=draw.int(2, 4)) for _ in range(3)]
-        stride = draw.int(1, 4)
-        return cases + [
-            raises(self, "invalid", size=draw.int(3, 20), kernel_size=3, stride=stride, padding=0,
-                   output_padding=stride, dilation=1),
-            raises(self, "invalid", size=1, kernel_size=draw.choice([1, 2]), stride=1, padding=draw.int(1, 3),
-                   output_padding=0, dilation=1)]
+        return rows(self, ref.conv_transpose_output_size, [
+            ("basic", 2, lambda: dict(size=size(), kernel_size=draw.choice([1, 2, 3, 4, 5, 7]))),
+            ("stride", 3, lambda: dict(size=size(), kernel_size=draw.choice([2, 3, 4, 5]), stride=draw.int(2, 5))),
+            ("padding", 3, lambda: dict(size=size(4), kernel_size=draw.choice([3, 4, 5]), stride=draw.int(1, 4),
+                                        padding=draw.int(1, 3))),
+            ("output_padding", 3, lambda: dict(size=size(3), kernel_size=draw.choice([2, 3, 4, 5]),
+                                               stride=(s := draw.int(2, 5)),
+                                               padding=draw.int(0, 2), output_padding=draw.int(1, s))),
+            ("dilation", 3, lambda: dict(size=size(3), kernel_size=draw.choice([2, 3, 5]), stride=draw.int(1, 3),
+                                         padding=draw.int(0, 2), dilation=draw.int(2, 4))),
+            ("invalid", 1, lambda: dict(size=draw.int(3, 20), kernel_size=3, stride=(s := draw.int(1, 4)),
+                                        output_padding=s), "ValueError"),
+            ("invalid", 1, lambda: dict(size=1, kernel_size=draw.choice([1, 2]), padding=draw.int(1, 3)),
+             "ValueError")])
 
 
 class SamePadding(Problem):
@@ -104,19 +98,20 @@ class SamePadding(Problem):
         G("invalid", "an even span would need unequal padding on the two sides: raise ValueError."))
 
     def cases(self, draw: Draw):
-        cases = [integer(self, "basic", ref.same_padding, kernel_size=k) for k in draw.distinct([1, 3, 5, 7, 9, 11], 3)]
-        cases += [integer(self, "dilation", ref.same_padding, kernel_size=draw.choice([3, 5, 7]),
-                          dilation=draw.int(2, 5)) for _ in range(2)]
-        cases.append(integer(self, "dilation", ref.same_padding, kernel_size=draw.choice([2, 4, 6]),
-                             dilation=draw.choice([2, 4])))
-        return cases + [raises(self, "invalid", kernel_size=draw.choice([2, 4, 6, 8])),
-                        raises(self, "invalid", kernel_size=draw.choice([2, 4]), dilation=draw.choice([1, 3, 5]))]
+        odd = iter(draw.distinct([1, 3, 5, 7, 9, 11], 3))
+        return rows(self, ref.same_padding, [
+            ("basic", 3, lambda: dict(kernel_size=next(odd))),
+            ("dilation", 2, lambda: dict(kernel_size=draw.choice([3, 5, 7]), dilation=draw.int(2, 5))),
+            ("dilation", 1, lambda: dict(kernel_size=draw.choice([2, 4, 6]), dilation=draw.choice([2, 4]))),
+            ("invalid", 1, lambda: dict(kernel_size=draw.choice([2, 4, 6, 8])), "ValueError"),
+            ("invalid", 1, lambda: dict(kernel_size=draw.choice([2, 4]), dilation=draw.choice([1, 3, 5])),
+             "ValueError")])
 
 
-def _grouped(draw: Draw) -> tuple[int, int, int]:
-    """(groups, in_channels, out_channels) with both channel counts divisible by groups."""
+def _grouped(draw: Draw) -> dict:
+    """groups, in_channels and out_channels, both channel counts divisible by groups."""
     groups = draw.choice([2, 3, 4, 8])
-    return groups, groups * draw.int(1, 9), groups * draw.int(1, 9)
+    return dict(groups=groups, in_channels=groups * draw.int(1, 9), out_channels=groups * draw.int(1, 9))
 
 
 class ConvParams(Problem):
@@ -130,29 +125,21 @@ class ConvParams(Problem):
         G("invalid", DIVISIBLE))
 
     def cases(self, draw: Draw):
-        def add(group, **args):
-            return integer(self, group, ref.conv_params, **args)
+        def conv(low=1, high=65, **kw):
+            return dict(in_channels=draw.int(low, high), out_channels=draw.int(low, high), **kw)
 
-        cases = [add("basic", in_channels=draw.int(1, 65), out_channels=draw.int(1, 65),
-                     kernel_size=draw.choice([1, 3, 5, 7])) for _ in range(2)]
-        cases += [add("no bias", in_channels=draw.int(1, 65), out_channels=draw.int(1, 65),
-                      kernel_size=draw.choice([1, 2, 3, 5]), bias=False) for _ in range(2)]
-        for _ in range(2):
-            kh = draw.int(1, 6)
-            cases.append(add("kernel tuple", in_channels=draw.int(1, 33), out_channels=draw.int(1, 33),
-                             kernel_size=(kh, kh + draw.int(1, 4)), bias=draw.bool()))
-        for _ in range(2):
-            groups, c_in, c_out = _grouped(draw)
-            cases.append(add("groups", in_channels=c_in, out_channels=c_out, kernel_size=draw.choice([1, 3, 5]),
-                             bias=draw.bool(), groups=groups))
-        channels = draw.int(2, 33)
-        cases.append(add("groups", in_channels=channels, out_channels=channels * draw.int(1, 3), kernel_size=(3, 3),
-                         bias=False, groups=channels))
-        groups = draw.choice([2, 4])
-        return cases + [
-            raises(self, "invalid", in_channels=groups * draw.int(1, 5) + 1, out_channels=groups * 2, kernel_size=3,
-                   groups=groups),
-            raises(self, "invalid", in_channels=groups * 2, out_channels=groups * 3 + 1, kernel_size=3, groups=groups)]
+        return rows(self, ref.conv_params, [
+            ("basic", 2, lambda: conv(kernel_size=draw.choice([1, 3, 5, 7]))),
+            ("no bias", 2, lambda: conv(kernel_size=draw.choice([1, 2, 3, 5]), bias=False)),
+            ("kernel tuple", 2, lambda: conv(1, 33, kernel_size=(k := draw.int(1, 6), k + draw.int(1, 4)),
+                                             bias=draw.bool())),
+            ("groups", 2, lambda: dict(_grouped(draw), kernel_size=draw.choice([1, 3, 5]), bias=draw.bool())),
+            ("groups", 1, lambda: dict(in_channels=(c := draw.int(2, 33)), out_channels=c * draw.int(1, 3),
+                                       kernel_size=(3, 3), bias=False, groups=c)),
+            ("invalid", 1, lambda: dict(in_channels=(g := draw.choice([2, 4])) * draw.int(1, 5) + 1, out_channels=g * 2,
+                                        kernel_size=3, groups=g), "ValueError"),
+            ("invalid", 1, lambda: dict(in_channels=(g := draw.choice([2, 4])) * 2, out_channels=g * 3 + 1,
+                                        kernel_size=3, groups=g), "ValueError")])
 
 
 class ConvMacs(Problem):
@@ -166,30 +153,22 @@ class ConvMacs(Problem):
         G("invalid", DIVISIBLE))
 
     def cases(self, draw: Draw):
-        def add(group, **args):
-            return integer(self, group, ref.conv_macs, **args)
+        def conv(high=33, **kw):
+            return dict(in_channels=draw.int(1, high), out_channels=draw.int(1, high), **kw)
 
-        cases = [add("basic", in_channels=3, out_channels=10, kernel_size=5, out_size=32),
-                 add("basic", in_channels=draw.int(1, 65), out_channels=draw.int(1, 65),
-                     kernel_size=draw.choice([1, 3, 5]), out_size=draw.int(1, 57))]
-        for _ in range(2):
-            kh = draw.int(1, 6)
-            cases.append(add("kernel tuple", in_channels=draw.int(1, 33), out_channels=draw.int(1, 33),
-                             kernel_size=(kh + draw.int(1, 3), kh), out_size=draw.int(2, 40)))
-        for _ in range(2):
-            oh = draw.int(2, 40)
-            cases.append(add("non-square output", in_channels=draw.int(1, 33), out_channels=draw.int(1, 33),
-                             kernel_size=draw.choice([1, 3, 5]), out_size=(oh, oh + draw.int(1, 9))))
-        for _ in range(2):
-            groups, c_in, c_out = _grouped(draw)
-            cases.append(add("groups", in_channels=c_in, out_channels=c_out, kernel_size=draw.choice([1, 3, 5]),
-                             out_size=draw.int(2, 30), groups=groups))
-        channels = draw.int(2, 33)
-        cases.append(add("groups", in_channels=channels, out_channels=channels, kernel_size=(3, 3),
-                         out_size=(draw.int(2, 20), draw.int(2, 20)), groups=channels))
-        groups = draw.choice([2, 3])
-        return cases + [raises(self, "invalid", in_channels=groups * 2 + 1, out_channels=groups * 4, kernel_size=3,
-                               out_size=8, groups=groups)]
+        return rows(self, ref.conv_macs, [
+            ("basic", 1, lambda: dict(in_channels=3, out_channels=10, kernel_size=5, out_size=32)),
+            ("basic", 1, lambda: conv(65, kernel_size=draw.choice([1, 3, 5]), out_size=draw.int(1, 57))),
+            ("kernel tuple", 2, lambda: conv(kernel_size=((k := draw.int(1, 6)) + draw.int(1, 3), k),
+                                             out_size=draw.int(2, 40))),
+            ("non-square output", 2, lambda: conv(kernel_size=draw.choice([1, 3, 5]),
+                                                  out_size=((h := draw.int(2, 40)), h + draw.int(1, 9)))),
+            ("groups", 2, lambda: dict(_grouped(draw), kernel_size=draw.choice([1, 3, 5]), out_size=draw.int(2, 30))),
+            ("groups", 1, lambda: dict(in_channels=(c := draw.int(2, 33)), out_channels=c, kernel_size=(3, 3),
+                                       out_size=(draw.int(2, 20), draw.int(2, 20)), groups=c)),
+            ("invalid", 1, lambda: dict(in_channels=(g := draw.choice([2, 3])) * 2 + 1, out_channels=g * 4,
+                                        kernel_size=3,
+                                        out_size=8, groups=g), "ValueError")])
 
 
 class ReceptiveField(Problem):
@@ -202,23 +181,18 @@ class ReceptiveField(Problem):
         G("mixed", "combine the jump of earlier strides with each layer's dilated span."))
 
     def cases(self, draw: Draw):
-        def add(group, layers):
-            return integer(self, group, ref.receptive_field, layers=[tuple(int(v) for v in l) for l in layers])
+        def layers(n, kernels, strides=(1,), dilations=(1,)):
+            return [(draw.choice(kernels), draw.choice(strides), draw.choice(dilations)) for _ in range(n)]
 
-        def layer(kernels, strides=(1,), dilations=(1,)):
-            return draw.choice(kernels), draw.choice(strides), draw.choice(dilations)
-
-        cases = [add("stride 1", [(3, 1, 1)] * draw.int(2, 5)),
-                 add("stride 1", [layer([1, 3, 5, 7]) for _ in range(draw.int(1, 5))])]
-        for _ in range(2):  # an early stride: later layers grow by the jump
-            cases.append(add("strides", [(draw.int(2, 6), 2, 1)] + [layer([1, 2, 3, 5], [1, 2])
-                                                                    for _ in range(draw.int(2, 4))] + [(3, 1, 1)]))
-        cases.append(add("dilation", [(3, 1, 1), (3, 1, 2), (3, 1, draw.int(3, 5))]))
-        cases.append(add("dilation", [layer([2, 3, 5], [1], [1, 2, 3, 4]) for _ in range(draw.int(2, 5))]
-                         + [(3, 1, 2)]))
-        cases.append(add("mixed", [(7, 2, 1), (3, 2, 1)] + [layer([1, 3], [1, 2], [1, 2]) for _ in range(3)]))
-        return cases + [add("mixed", [layer(range(1, 6), [1, 2, 3], [1, 2, 3]) for _ in range(draw.int(3, 6))]
-                            + [(3, 1, 1)])]
+        return rows(self, ref.receptive_field, [
+            ("stride 1", 1, lambda: dict(layers=[(3, 1, 1)] * draw.int(2, 5))),
+            ("stride 1", 1, lambda: dict(layers=layers(draw.int(1, 5), [1, 3, 5, 7]))),
+            ("strides", 2, lambda: dict(layers=[(draw.int(2, 6), 2, 1)] + layers(draw.int(2, 4), [1, 2, 3, 5], [1, 2])
+                                        + [(3, 1, 1)])),  # an early stride: later layers grow by the jump
+            ("dilation", 1, lambda: dict(layers=[(3, 1, 1), (3, 1, 2), (3, 1, draw.int(3, 5))])),
+            ("dilation", 1, lambda: dict(layers=layers(draw.int(2, 5), [2, 3, 5], [1], [1, 2, 3, 4]) + [(3, 1, 2)])),
+            ("mixed", 1, lambda: dict(layers=[(7, 2, 1), (3, 2, 1)] + layers(3, [1, 3], [1, 2], [1, 2]))),
+            ("mixed", 1, lambda: dict(layers=layers(draw.int(3, 6), range(1, 6), [1, 2, 3], [1, 2, 3]) + [(3, 1, 1)]))])
 
 
 class Conv2d(Problem):
