@@ -13,6 +13,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from autograder import COURSE_ID
 from autograder.classgrade import grade_class, nbgrader
 from autograder.parallel import grade_parallel
 from autograder.notebooks import reference_definitions
@@ -75,7 +76,7 @@ def test_every_student_is_in_the_gradebook(graded):
     root, result, students, _ = graded
     assert students == ["blank", "broken", "full", "nocell", "partial"]
     assert set(result.graded) == set(students) and not result.failed
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", course_id="cnn-architectures") as gb:
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", course_id=COURSE_ID) as gb:
         assert len(gb.find_assignment(A).submissions) == 5
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from autograder import COURSE_ID
 from autograder.notebooks import fill, reference_definitions
 
 REPO = Path(__file__).resolve().parents[2]
@@ -124,7 +125,7 @@ def gradebook(root: Path) -> dict[str, dict[str, float]]:
     from nbgrader.api import Gradebook
 
     out = {}
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", course_id="cnn-architectures") as gb:
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", course_id=COURSE_ID) as gb:
         for student in gb.students:
             scores = {}
             try:
