@@ -295,11 +295,15 @@ def _student_loss(ctx: _Context, run: str, spec, *fixed):
 
 
 # ---------------------------------------------------------------------- recipes
-def recipe_classify(ctx: _Context) -> dict:
-    request = ctx.request
-    cfg = _Config(request)
-    models = request["models"]
+def _runs(ctx: _Context):
+    """The request, its training settings and the models to train (one run each)."""
+    models = ctx.request["models"]
     ctx.several = len(models) > 1
+    return ctx.request, _Config(ctx.request), models
+
+
+def recipe_classify(ctx: _Context) -> dict:
+    request, cfg, models = _runs(ctx)
     runs = {}
     for run, desc in models.items():
         model = _build(ctx, desc, run, cfg.seed)
@@ -445,10 +449,7 @@ def recipe_segment(ctx: _Context) -> dict:
     import torch
     import torch.nn.functional as F
 
-    request = ctx.request
-    cfg = _Config(request)
-    models = request["models"]
-    ctx.several = len(models) > 1
+    request, cfg, models = _runs(ctx)
     x, y = ctx.data("x_train"), ctx.data("y_train", labels=True)
     runs = {}
 
