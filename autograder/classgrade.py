@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
 from tqdm.auto import tqdm
 
 REPO = Path(__file__).resolve().parent.parent

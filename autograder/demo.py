@@ -7,8 +7,9 @@
    and ``release_assignment`` into a local exchange (``<out>/exchange``);
 2. a small class fetches each assignment, answers it and submits through the
    exchange: ``alice`` submits the reference solutions, ``bob`` the blank release,
-   ``carol`` and ``dave`` partly wrong answers (plausible mistakes from
-   ``tests/wrong/``), and ``eve`` a notebook file that is not valid JSON;
+   ``carol`` and ``dave`` partly wrong answers (plausible mistakes, written as
+   edits of the references in ``autograder/demo_answers.py``), and ``eve`` a
+   notebook file that is not valid JSON;
 3. the instructor collects, autogrades (``autograder.parallel``: stock
    ``nbgrader autograde`` with the trusted judge, notebooks executed in parallel on
    a local Dask cluster), generates feedback and exports the grades to CSV;
@@ -28,36 +29,28 @@ from tqdm.auto import tqdm
 
 from .checks import ASSIGNMENTS
 from .classgrade import nbgrader
+from .demo_answers import mistakes
 from .notebooks import COURSE, REPO, fill, reference_definitions, source_notebook
 from .parallel import grade_parallel
 from .report import class_table
 
 COURSE_ID = "cnn-architectures"
-WRONG = REPO / "tests" / "wrong"
-
-
-def wrong_answers(assignment: str) -> dict[str, list[Path]]:
-    """Plausible wrong definitions per graded name, from the test corpus."""
-    found: dict[str, list[Path]] = {}
-    for path in sorted((WRONG / assignment).glob("*__*.py")):
-        found.setdefault(path.name.split("__")[0], []).append(path)
-    return found
 
 
 def class_answers(assignment: str) -> dict[str, dict[str, str] | None]:
-    """Student -> {graded name: source} to write into their notebook (None: unreadable file)."""
+    """Student -> {graded name: source} to write into their notebook (None: unreadable file).
+
+    ``alice`` answers every graded name with the reference, ``bob`` none; ``carol``
+    makes her mistakes (:mod:`autograder.demo_answers`) and answers the other names
+    with the reference; ``dave`` makes his, answers the other names at odd positions
+    and those at positions 0, 4, 8, ... (in the order of the references, from 0)
+    with the reference and leaves the rest blank.
+    """
     refs = reference_definitions(assignment)
-    wrong = wrong_answers(assignment)
-    names = list(refs)
-    carol, dave = dict(refs), {}
-    for i, name in enumerate(names):
-        options = wrong.get(name, [])
-        if i % 2 == 0 and options:
-            carol[name] = options[0].read_text()
-        if i % 2 == 1:
-            dave[name] = options[-1].read_text() if options else refs[name]
-        elif i % 4 == 0:
-            dave[name] = refs[name]
+    carol = {**refs, **mistakes(assignment, "carol")}
+    dave_wrong = mistakes(assignment, "dave")
+    dave = {name: dave_wrong.get(name, refs[name]) for i, name in enumerate(refs)
+            if name in dave_wrong or i % 2 == 1 or i % 4 == 0}
     return {"alice": refs, "bob": {}, "carol": carol, "dave": dave, "eve": None}
 
 

@@ -12,10 +12,10 @@
 - ``training``: training smoke tests (a recipe run in the kernel, a verdict here).
 """
 from .builders import batch_independence, call, compare, diagnose, integer, label_for, module, module_output, raises, \
-    rows, show, steps, tensor, timing, torch_args, unchanged
+    returned_module, rows, show, steps, tensor, timing, torch_args, unchanged
 from .modules import build, nn, random_state, rebuild, spec, spec_text
 from .sample import Draw
 
 __all__ = ["Draw", "batch_independence", "build", "call", "compare", "diagnose", "integer", "label_for", "module",
-           "module_output", "nn", "raises", "random_state", "rebuild", "rows", "show", "spec", "spec_text", "steps",
-           "tensor", "timing", "torch_args", "unchanged"]
+           "module_output", "nn", "raises", "random_state", "rebuild", "returned_module", "rows", "show", "spec",
+           "spec_text", "steps", "tensor", "timing", "torch_args", "unchanged"]

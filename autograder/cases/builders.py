@@ -23,7 +23,7 @@ from gradekit.codec import ModuleSpec
 
 from ..compare import TOL, check_int, check_tensor, describe, fmt_shape, rel_error
 from ..problem import Case, Outcome, Problem
-from .modules import spec_text
+from .modules import rebuild, spec_text
 
 Alternatives = Callable[[list, dict], list]  # (targs, tkwargs) -> [(what the student did, thunk)]
 
@@ -110,7 +110,8 @@ def compare(got, expected: np.ndarray, what: str, label: str, alternatives=(), t
 def raises(problem: Problem, group: str, *args, error: str = "ValueError", label: str | None = None,
            **kwargs) -> Case:
     """A case whose right answer is raising ``error``."""
-    label = label or f"{problem.name}({', '.join([show(a) for a in args] + [f'{k}={show(v)}' for k, v in kwargs.items()])})"
+    shown = [show(a) for a in args] + [f"{k}={show(v)}" for k, v in kwargs.items()]
+    label = label or f"{problem.name}({', '.join(shown)})"
     return Case(call(problem.name, *args, **kwargs),
                 lambda o: f"{label} returned {describe(o.value)}; it should raise {error}",
                 label, group, raises=error)
@@ -292,3 +293,44 @@ def rows(problem: Problem, reference, table) -> list[Case]:
             cases.append(raises(problem, group, error=error[0], **kwargs) if error else
                          integer(problem, group, reference, **kwargs))
     return cases
+
+
+def returned_module(problem: Problem, group: str, label: str, args: list, type_name: str, inputs: list,
+                    reference, compared_with: str, alternatives=lambda x: (), require: dict | None = None,
+                    keep_inputs: dict | None = None, tol: float = 1e-5) -> Case:
+    """``problem.name(*args)`` returns one ``torch.nn.<type_name>`` that, rebuilt in the judge
+    in float64 from its settings and float32 weights, computes ``reference(x)`` (float64,
+    what ``compared_with`` says in words) on every x of ``inputs``.
+
+    require: state keys the module must have -> the message when one is missing;
+    keep_inputs: ``{position: (ModuleSpec, name)}`` arguments that must come back unchanged;
+    alternatives(x): named classic mistakes, as for :func:`tensor`.
+    """
+    def check(outcome: Outcome):
+        got, after = outcome.value, outcome.args_after if isinstance(outcome.args_after, dict) else {}
+        changed = unchanged(after, {str(k): v for k, v in (keep_inputs or {}).items()})
+        if changed:
+            return f"{label}: {changed}; {problem.name} must leave its inputs as they were"
+        if getattr(got, "type_name", None) != type_name or not isinstance(getattr(got, "state", None), dict):
+            return f"{label}: should return one nn.{type_name} but returned {describe(got)}"
+        weight = got.state.get("weight")
+        if isinstance(weight, np.ndarray) and weight.dtype != np.float32:
+            return f"{label}: the returned module's weight is {weight.dtype}; keep the input modules' dtype (float32)"
+        for key, message in (require or {}).items():
+            if key not in got.state:
+                return f"{label}: {message}"
+        try:
+            module = rebuild(got)
+        except Exception as exc:  # noqa: BLE001  (inconsistent settings and weights)
+            return f"{label}: the returned {type_name}'s settings and weights do not fit together ({str(exc)[:150]})"
+        for x in inputs:
+            with torch.no_grad():
+                out = module(torch.from_numpy(x)).numpy()
+            msg = compare(out, reference(x), f"the returned module's output on x of shape {fmt_shape(x.shape)} "
+                          f"(compared with {compared_with})", label, alternatives(x), tol=tol)
+            if msg:
+                return msg
+        return None
+
+    request = {**call(problem.name, *args), "return_args": sorted(keep_inputs or ())}
+    return Case(request, check, label, group)

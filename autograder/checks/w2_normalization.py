@@ -13,16 +13,16 @@ import functools
 import numpy as np
 import torch
 
-from gradekit.codec import ModuleSpec, ReturnedModule, Var
+from gradekit.codec import ModuleSpec, Var
 from solutions import w2_normalization as ref
 
 from ..cases import Draw, batch_independence, build, compare, module, module_output, nn, raises, random_state, \
-    rebuild, spec_text, steps, tensor, unchanged
+    returned_module, spec_text, steps, tensor
 from ..cases.statistics import batch_norm_variants, check_running, running, spatial, variants
 from ..cases.training import Budget, accuracy_at_least, student, training_case
-from ..compare import describe, fmt_shape
+from ..compare import fmt_shape
 from ..ops import family_names, family_ops
-from ..problem import Case, Group as G, Problem
+from ..problem import Group as G, Problem
 
 #: Accuracy make_cnn must reach on held-out digits after the fixed training budget.
 #: Over 20 training seeds the reference reaches at least 94% with every normalization
@@ -369,48 +369,22 @@ class FuseConvBN(Problem):
         def add(group, cin, cout, kernel, bias, eps=None, check_inputs=False, **kw):
             conv = random_state(nn("Conv2d", cin, cout, kernel, bias=bias, **kw), draw)
             bn = random_state(nn("BatchNorm2d", cout, **({} if eps is None else {"eps": eps})), draw)
-            xs = [draw.normal((draw.int(1, 4), cin, draw.int(7, 12), draw.int(7, 12))) for _ in range(2)]
-            label = f"fuse_conv_bn({spec_text(conv)}, {spec_text(bn)})"
 
             def reference(x, conv=conv, bn=bn):
                 with torch.no_grad():
                     return build(bn, torch.float64)(build(conv, torch.float64)(torch.from_numpy(x))).numpy()
 
-            def check(outcome):
-                got, after = outcome.value, outcome.args_after if isinstance(outcome.args_after, dict) else {}
-                changed = unchanged(after, {"0": (conv, "conv"), "1": (bn, "bn")}) if check_inputs else None
-                if changed:
-                    return f"{label}: {changed}; fuse_conv_bn must leave its inputs as they were"
-                if not isinstance(got, ReturnedModule) or got.type_name != "Conv2d":
-                    return f"{label}: should return one nn.Conv2d but returned {describe(got)}"
-                weight = got.state.get("weight")
-                if isinstance(weight, np.ndarray) and weight.dtype != np.float32:
-                    return f"{label}: the fused conv's weight is {weight.dtype}; keep the conv's dtype (float32)"
-                if "bias" not in got.state:
-                    return (f"{label}: the returned conv has no bias; the BatchNorm's shift (and the conv's bias) "
-                            "must end up in one")
-                try:
-                    fused = rebuild(got)
-                except Exception as exc:  # noqa: BLE001  (inconsistent settings and weights)
-                    return f"{label}: the returned Conv2d's settings and weights do not fit together ({str(exc)[:150]})"
-                no_bias = ModuleSpec(conv.path, conv.args, {**conv.kwargs, "bias": False},
-                                     {"weight": conv.state["weight"]})
-                for x in xs:
-                    with torch.no_grad():
-                        out = fused(torch.from_numpy(x)).numpy()
-                    alts = [("folding the BatchNorm with eps=1e-5 instead of the BatchNorm's own eps",
-                             lambda: reference(x, bn=ModuleSpec(bn.path, bn.args, {}, bn.state))),
-                            ("folding as if the conv had no bias: the conv's bias is scaled and shifted too",
-                             lambda: reference(x, conv=no_bias) if bias else None)]
-                    msg = compare(out, reference(x), f"the fused conv's output on x of shape {fmt_shape(x.shape)}",
-                                  label, alts, tol=1e-5)
-                    if msg:
-                        return msg.replace("; it matches", " (compared with bn(conv(x)) in eval mode); it matches") \
-                            if "; it matches" in msg else msg + " (compared with bn(conv(x)) in eval mode)"
-                return None
-
-            return Case({"proc": "call", "fn": self.name, "args": [conv, bn], "kwargs": {}, "return_args": [0, 1]},
-                        check, label, group)
+            no_bias = ModuleSpec(conv.path, conv.args, {**conv.kwargs, "bias": False}, {"weight": conv.state["weight"]})
+            return returned_module(
+                self, group, f"fuse_conv_bn({spec_text(conv)}, {spec_text(bn)})", [conv, bn], "Conv2d",
+                [draw.normal((draw.int(1, 4), cin, draw.int(7, 12), draw.int(7, 12))) for _ in range(2)], reference,
+                "bn(conv(x)) in eval mode", lambda x: [
+                    ("folding the BatchNorm with eps=1e-5 instead of the BatchNorm's own eps",
+                     lambda: reference(x, bn=ModuleSpec(bn.path, bn.args, {}, bn.state))),
+                    ("folding as if the conv had no bias: the conv's bias is scaled and shifted too",
+                     lambda: reference(x, conv=no_bias) if bias else None)],
+                {"bias": "the returned conv has no bias; the BatchNorm's shift (and the conv's bias) must end up in "
+                         "one"}, {0: (conv, "conv"), 1: (bn, "bn")} if check_inputs else None)
 
         g, c = draw.choice([2, 3]), ch() + 1
         return [add("conv with bias", ch(), ch(), 3, True, padding=1),
