@@ -110,3 +110,58 @@ def test_wrong_dtype_and_shape_messages_teach_without_values():
     assert "dtype float32, expected float64" in text
     assert "has shape" in text and "expected" in text
 
+
+
+# ----------------------------------------------------------------------------- bugs in check code
+def _grade_with(problem, fn, strict=True):
+    import contextlib
+    import io
+    import tempfile
+    from pathlib import Path
+
+    import gradekit
+    from autograder.judge import Judge
+
+    with tempfile.TemporaryDirectory() as tmp:
+        judge = Judge({problem.name: problem}, 0, Path(tmp), strict=strict)
+        judge.prepare()
+        with contextlib.redirect_stdout(io.StringIO()):
+            gradekit.capture(problem.name, {problem.name: fn}, root=tmp)
+        return judge.collect(None)[problem.name]
+
+
+def _problem(check, group="basic"):
+    from autograder.cases import call
+    from autograder.problem import Case, Group, Problem
+
+    class Typo(Problem):
+        name = "double"
+        groups = (Group("basic", "twice the input."),)
+
+        def cases(self, draw):
+            return [Case(call("double", 3), check, "double(3)", group)]
+
+    return Typo()
+
+
+def test_a_misspelt_outcome_field_is_an_error_not_a_zero():
+    from autograder.problem import CheckBug
+
+    problem = _problem(lambda o: None if o.valeu == 6 else "wrong")
+    for strict in (True, False):  # in tests and in production: never a silent zero for a right answer
+        with pytest.raises(CheckBug, match="valeu"):
+            _grade_with(problem, lambda x: 2 * x, strict=strict)
+    assert _grade_with(_problem(lambda o: None if o.value == 6 else "wrong"), lambda x: 2 * x).fraction == 1.0
+
+
+def test_a_case_of_an_undeclared_group_is_an_error():
+    with pytest.raises(KeyError, match="not declared"):
+        _grade_with(_problem(lambda o: None, group="typo"), lambda x: 2 * x)
+
+
+def test_an_exception_in_a_check_is_raised_in_tests():
+    problem = _problem(lambda o: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        _grade_with(problem, lambda x: 2 * x)
+    verdict = _grade_with(problem, lambda x: 2 * x, strict=False)  # in production: a message, and no crash
+    assert verdict.fraction == 0.0 and "could not be checked" in "\n".join(verdict.lines)
