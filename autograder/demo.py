@@ -27,6 +27,7 @@ from pathlib import Path
 import nbformat
 from tqdm.auto import tqdm
 
+from . import COURSE_ID
 from .checks import ASSIGNMENTS
 from .classgrade import nbgrader
 from .demo_answers import mistakes
@@ -34,7 +35,6 @@ from .notebooks import COURSE, REPO, fill, reference_definitions, source_noteboo
 from .parallel import grade_parallel
 from .report import class_table
 
-COURSE_ID = "cnn-architectures"
 
 
 def class_answers(assignment: str) -> dict[str, dict[str, str] | None]:

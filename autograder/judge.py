@@ -13,7 +13,6 @@ Life cycle for one notebook::
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import zlib
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gradekit.capture import file_digest
 from gradekit.codec import CodecError, Reader, Writer, dump_json, load_json
 
 from .cases.sample import Draw
@@ -38,14 +38,6 @@ RECORD_REFUSED = {
     "duplicate": "the grader received more than one confirmation for this result: output imitating "
                  "the grader's was printed",
 }
-
-
-def _sha256(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def record_problem(out_dir: Path, index: int, digests: dict) -> str | None:
@@ -66,7 +58,7 @@ def record_problem(out_dir: Path, index: int, digests: dict) -> str | None:
             return "changed"
         path = out_dir / name
         try:
-            if path.is_symlink() or not path.is_file() or _sha256(path) != expected:
+            if path.is_symlink() or not path.is_file() or file_digest(path) != expected:
                 return "changed"
         except OSError:
             return "changed"

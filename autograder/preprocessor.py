@@ -78,15 +78,15 @@ from gradekit.capture import DIGEST_MIME, WORKDIR_NAME
 
 from .checks import problems_for
 from .judge import Judge
+from .notebooks import CAPTURE_RE
 from .problem import Verdict
-from .sandbox import (GiB, MiB, GradingInfrastructureError, Limits, Sandbox, SandboxedKernelManager, SandboxError,
-                      probe, remove_tree)
+from .sandbox import (LOCK_DIR, GiB, MiB, GradingInfrastructureError, Limits, Sandbox, SandboxedKernelManager,
+                      SandboxError, probe, remove_tree)
 from .sanitize import SANITIZE_KEY, UNREADABLE_KEY, integrity_findings
 from .source_check import foreign_definition
 
 log = logging.getLogger(__name__)
 
-CAPTURE_RE = re.compile(r"gradekit\s*\.\s*capture\(\s*[\"']([A-Za-z0-9_]+)[\"']")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 _STOPPED = {"out of memory": "out of memory", "timeout": "timeout"}
 
@@ -426,6 +426,14 @@ class Recordings:
 
 
 # ------------------------------------------------------------------ the executor
+def release_cases(name: str, staged: Path, visible: Path) -> None:
+    """Move problem ``name``'s requests and their arrays from ``staged`` to where the kernel reads them."""
+    pattern = re.compile(rf"^{re.escape(name)}(\.json|_\d+\.npy)$")
+    for entry in os.listdir(staged):
+        if pattern.match(entry):
+            os.rename(staged / entry, visible / entry)
+
+
 class JudgedExecute(Execute):
     """Execute the notebook in a sandboxed student kernel; score test cells with the judge."""
 
@@ -458,7 +466,7 @@ class JudgedExecute(Execute):
     max_record_bytes = Integer(256 * MiB, help="Recorded results kept per problem.").tag(config=True)
     gpu = Enum(["auto", "none"], "auto", help="Give the kernel a free GPU when there is one.").tag(config=True)
     gpu_wait = Integer(24 * 3600, help="Seconds to wait for a free GPU.").tag(config=True)
-    lock_dir = Unicode("/tmp/gradekit-locks", help="Folder of the GPU and uid-slot lock files.").tag(config=True)
+    lock_dir = Unicode(str(LOCK_DIR), help="Folder of the GPU and uid-slot lock files.").tag(config=True)
     sandbox_uid = Integer(2_000_000, help="First uid of the sandboxes' range (grader running as root).").tag(config=True)
     threads = Integer(0, help="OMP/MKL threads in the kernel (0: library default).").tag(config=True)
     extra_ro_paths = List(Unicode(), help="More host paths the kernel may read (data sets).").tag(config=True)
@@ -513,6 +521,7 @@ class JudgedExecute(Execute):
         names = captured_names(cell.source) if run is not None and is_test_cell(cell) else []
         for name in names:
             run["recordings"].clear(name)
+            release_cases(name, *run["cases"])
         started = time.monotonic()
         if run is not None and cell.cell_type == "code":
             if run["cells_started"] == 0:  # the kernel is up, its sockets bound
@@ -657,6 +666,11 @@ class JudgedExecute(Execute):
             skipped = safe_copytree(source_dir, work, withheld=withheld, withhold_code=isolated)
             judge = Judge(problems, seed, cases)
             judge.prepare()
+            # The kernel sees a problem's inputs only from its test cell on: a definition cell cannot
+            # read them ahead and answer from a lookup table computed with built-ins.
+            staged = private / "cases"
+            (cases / "cases").rename(staged)
+            (cases / "cases").mkdir(mode=0o755)
         except OSError as exc:  # the grader's own disk: not the student's doing
             raise GradingInfrastructureError(f"cannot prepare the grader's scratch folder: {exc}") from exc
         if skipped:
@@ -687,7 +701,8 @@ class JudgedExecute(Execute):
         recordings = Recordings((lambda: sandbox.view(work)) if isolated else work, private,
                                 self.max_record_bytes, owner=sandbox.uid)
         self._run = {"sandbox": sandbox, "recordings": recordings, "ran": set(), "cell_timeouts": set(),
-                     "output_bytes": {}, "truncated": set(), "cells_started": 0}
+                     "output_bytes": {}, "truncated": set(), "cells_started": 0,
+                     "cases": (staged, cases / "cases")}
         try:
             try:
                 nb, resources = super().preprocess(nb, resources)

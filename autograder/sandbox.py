@@ -81,6 +81,8 @@ log = logging.getLogger(__name__)
 
 APT_PACKAGES = ("bubblewrap",)
 GiB = 2**30
+#: Folder of the GPU and uid-slot lock files (shared by every grading process on the machine).
+LOCK_DIR = Path("/tmp/gradekit-locks")
 MiB = 2**20
 
 #: Environment variables the kernel gets (values filled in by :meth:`Sandbox.environment`).
@@ -492,7 +494,7 @@ class Sandbox:
     hidden_packages: tuple[str, ...] = ("autograder", "solutions")
     gpu: str = "auto"
     gpu_wait: float = 3600.0
-    lock_dir: Path = Path("/tmp/gradekit-locks")
+    lock_dir: Path = LOCK_DIR
     uid_base: int = 2_000_000
     uid_slots: int = 64
     threads: int = 0

@@ -50,9 +50,10 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import NbGraderPreprocessor
 
+from .notebooks import CAPTURE_RE
+
 log = logging.getLogger(__name__)
 
-CAPTURE_RE = re.compile(r"gradekit\s*\.\s*capture\(\s*[\"']([A-Za-z0-9_]+)[\"']")
 CAPTURE_LINE_RE = re.compile(r"^.*\bgradekit\b.*$", re.MULTILINE)
 HIDDEN_BLOCK_RE = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", re.DOTALL)
 UNREADABLE_KEY = "gradekit_unreadable"

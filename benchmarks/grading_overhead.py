@@ -36,7 +36,8 @@ PLAIN_CONFIG = '''
 import os
 c = get_config()
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
-c.CourseDirectory.course_id = "cnn-architectures"
+from autograder import COURSE_ID
+c.CourseDirectory.course_id = COURSE_ID
 c.CourseDirectory.db_assignments = [{"name": "w1_conv_arithmetic"}]
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}
 c.Execute.timeout = 600

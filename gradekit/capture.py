@@ -65,7 +65,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import math
 import os
 import signal
 import statistics
