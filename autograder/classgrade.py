@@ -74,13 +74,19 @@ def check_submissions(course: Path, assignment: str) -> dict[str, str]:
     return problems
 
 
-def grade_class(course: Path, assignment: str, students: list[str] | None = None,
-                progress: bool = True) -> ClassResult:
+def begin(course: Path, assignment: str, students: list[str] | None):
+    """The course folder, the start time, the students to grade (default: every submission)
+    and a result that already lists the unreadable submissions."""
     course = Path(course).resolve()
     start = time.perf_counter()
     if students is None:
         students = sorted(p.parent.name for p in (course / "submitted").glob(f"*/{assignment}"))
-    result = ClassResult(unreadable=check_submissions(course, assignment))
+    return course, start, students, ClassResult(unreadable=check_submissions(course, assignment))
+
+
+def grade_class(course: Path, assignment: str, students: list[str] | None = None,
+                progress: bool = True) -> ClassResult:
+    course, start, students, result = begin(course, assignment, students)
     for student, reason in result.unreadable.items():
         tqdm.write(f"  {student}: {reason}")
     bar = tqdm(students, desc=f"autograde {assignment}", unit="student", disable=not progress)

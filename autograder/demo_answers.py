@@ -96,11 +96,8 @@ MISTAKES: dict[str, dict[str, dict[str, str]]] = {
     else:
         mean, var = running_mean.reshape(shape), running_var.reshape(shape)
     out = (x - mean) / torch.sqrt(var + eps)
-    if weight is not None:
-        out = out * weight.reshape(shape)
-    if bias is not None:
-        out = out + bias.reshape(shape)
-    return out
+    scale = 1.0 if weight is None else weight.reshape(shape)
+    return out * scale + (0.0 if bias is None else bias.reshape(shape))
 '''),
             "instance_norm": """Calls the built-in functional instance norm instead of implementing it.
 - mean = x.mean(dim=dims, keepdim=True)

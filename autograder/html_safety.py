@@ -407,17 +407,7 @@ class _Sanitizer(HTMLParser):
         if self.markdown:
             self.rejected = True
 
-    def handle_decl(self, decl):
-        if self.markdown:
-            self.rejected = True
-
-    def handle_pi(self, data):
-        if self.markdown:
-            self.rejected = True
-
-    def unknown_decl(self, data):
-        if self.markdown:
-            self.rejected = True
+    handle_decl = handle_pi = unknown_decl = handle_comment
 
     def result(self) -> str:
         self.close()

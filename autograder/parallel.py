@@ -32,7 +32,7 @@ import nbformat
 from tqdm.auto import tqdm
 from traitlets import Enum, Unicode
 
-from .classgrade import REPO, ClassResult, check_submissions, nbgrader, summarize
+from .classgrade import REPO, ClassResult, begin, nbgrader, summarize
 from .preprocessor import JudgedExecute
 
 CACHE = ".gradekit-cache"
@@ -95,11 +95,7 @@ def grade_parallel(course: Path, assignment: str, students: list[str] | None = N
                    progress: bool = True) -> ClassResult:
     from dask.distributed import Client, LocalCluster, as_completed
 
-    course = Path(course).resolve()
-    start = time.perf_counter()
-    if students is None:
-        students = sorted(p.parent.name for p in (course / "submitted").glob(f"*/{assignment}"))
-    result = ClassResult(unreadable=check_submissions(course, assignment))
+    course, start, students, result = begin(course, assignment, students)
     if not (course / "gradebook.db").exists():
         nbgrader(["db", "assignment", "add", assignment], course)
     cache = course / CACHE / assignment
