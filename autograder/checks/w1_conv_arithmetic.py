@@ -10,7 +10,7 @@ import torch
 
 from solutions import w1_conv_arithmetic as ref
 
-from ..cases import Draw, build, nn, raises, rows, spec, spec_text, tensor, timing
+from ..cases import Draw, build, call, nn, raises, rows, spec, spec_text, tensor, timing
 from ..compare import check_records
 from ..ops import family_names, family_ops
 from ..problem import Case, Group as G, Problem
@@ -370,7 +370,7 @@ class ProfileModel(Problem):
     def cases(self, draw: Draw):
         def add(group, model, input_size):
             label = f"profile_model on {spec_text(model)} at input_size={tuple(input_size)}"
-            return Case({"proc": "call", "fn": self.name, "args": [model, tuple(input_size)], "kwargs": {}},
+            return Case(call(self.name, model, tuple(input_size)),
                         lambda o: check_profile(o.value, model, input_size, label), label, group,
                         heavy=group == "vgg16")
 
