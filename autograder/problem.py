@@ -18,6 +18,8 @@ The builders of :mod:`autograder.cases` make the cases of every week.
 """
 from __future__ import annotations
 
+import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -71,6 +73,30 @@ class Group:
     name: str
     hint: str
     weight: float = 1.0
+
+
+_HEADING = re.compile(r"(?P<name>[^\s:][^:]*?)(?: \[(?P<weight>[0-9.]+)\])?: (?P<hint>.*)")
+
+
+def hints(table: str) -> tuple[Group, ...]:
+    """Groups written as a table of hints, one entry per group, in report order::
+
+        basic: start from the kernel sliding one pixel at a time.
+        invalid [0.5]: a kernel larger than the padded input leaves no position:
+            raise ValueError.
+
+    An entry starts at the margin with the group's name, an optional ``[weight]``
+    (1 by default) and ``": "``; indented lines continue its hint.
+    """
+    groups: list[list] = []
+    for line in textwrap.dedent(table).strip("\n").splitlines():
+        if line[:1].isspace() and groups:
+            groups[-1][2] += " " + line.strip()
+        elif (m := _HEADING.fullmatch(line.rstrip())):
+            groups.append([m["name"], float(m["weight"] or 1.0), m["hint"]])
+        else:
+            raise ValueError(f"not a hint table entry: {line!r}")
+    return tuple(Group(name, hint, weight) for name, weight, hint in groups)
 
 
 @dataclass

@@ -13,20 +13,18 @@ from solutions import w1_conv_arithmetic as ref
 from ..cases import Draw, build, call, nn, raises, rows, spec, spec_text, tensor, timing
 from ..compare import check_records
 from ..ops import family_names, family_ops
-from ..problem import Case, Group as G, Problem
+from ..problem import Case, Problem, hints
 
-SPAN = "a dilated kernel of size k spans dilation * (k - 1) + 1"
-DIVISIBLE = "in_channels and out_channels must both be divisible by groups: raise ValueError otherwise."
 
 
 class ConvOutputSize(Problem):
     name = "conv_output_size"
-    groups = (
-        G("basic", "start from the kernel sliding one pixel at a time over the input."),
-        G("stride", "with stride s, the kernel moves s pixels between outputs; count positions, rounding down."),
-        G("padding", "padding is added on each side of the input, as in nn.Conv2d(padding=p)."),
-        G("dilation", f"{SPAN} input pixels."),
-        G("invalid", "a kernel larger than the padded input leaves no valid position: raise ValueError."))
+    groups = hints("""
+        basic: start from the kernel sliding one pixel at a time over the input.
+        stride: with stride s, the kernel moves s pixels between outputs; count positions, rounding down.
+        padding: padding is added on each side of the input, as in nn.Conv2d(padding=p).
+        dilation: a dilated kernel of size k spans dilation * (k - 1) + 1 input pixels.
+        invalid: a kernel larger than the padded input leaves no valid position: raise ValueError.""")
 
     def cases(self, draw: Draw):
         def stride_case():
@@ -56,17 +54,16 @@ class ConvOutputSize(Problem):
 
 class ConvTransposeOutputSize(Problem):
     name = "conv_transpose_output_size"
-    groups = (
-        G("basic", "a transposed conv with stride 1 spreads each input pixel over a kernel-sized patch: the "
-          "output grows by the kernel's extent minus one."),
-        G("stride", "with stride s, neighbouring input pixels land s output pixels apart."),
-        G("padding", "padding p removes p pixels from each side of the output (the inverse of a conv's "
-          "padding)."),
-        G("output_padding", "output_padding adds that many pixels on one side only, to pick one of the input "
-          "sizes a strided conv maps to the same output size."),
-        G("dilation", f"{SPAN} pixels."),
-        G("invalid", "raise ValueError when the output would be empty, or when output_padding is not smaller "
-          "than the stride or the dilation (nn.ConvTranspose2d refuses it too)."))
+    groups = hints("""
+        basic: a transposed conv with stride 1 spreads each input pixel over a kernel-sized patch: the output grows
+            by the kernel's extent minus one.
+        stride: with stride s, neighbouring input pixels land s output pixels apart.
+        padding: padding p removes p pixels from each side of the output (the inverse of a conv's padding).
+        output_padding: output_padding adds that many pixels on one side only, to pick one of the input sizes a
+            strided conv maps to the same output size.
+        dilation: a dilated kernel of size k spans dilation * (k - 1) + 1 pixels.
+        invalid: raise ValueError when the output would be empty, or when output_padding is not smaller than the
+            stride or the dilation (nn.ConvTranspose2d refuses it too).""")
 
     def cases(self, draw: Draw):
         def size(low=2):
@@ -90,12 +87,11 @@ class ConvTransposeOutputSize(Problem):
 
 class SamePadding(Problem):
     name = "same_padding"
-    groups = (
-        G("basic", "with stride 1 a kernel spanning s pixels shrinks the size by s - 1; pad half of that on "
-          "each side."),
-        G("dilation", f"{SPAN} pixels: pad for the span, not for kernel_size (an even kernel with an even "
-                      "dilation has an odd span)."),
-        G("invalid", "an even span would need unequal padding on the two sides: raise ValueError."))
+    groups = hints("""
+        basic: with stride 1 a kernel spanning s pixels shrinks the size by s - 1; pad half of that on each side.
+        dilation: a dilated kernel of size k spans dilation * (k - 1) + 1 pixels: pad for the span, not for
+            kernel_size (an even kernel with an even dilation has an odd span).
+        invalid: an even span would need unequal padding on the two sides: raise ValueError.""")
 
     def cases(self, draw: Draw):
         odd = iter(draw.distinct([1, 3, 5, 7, 9, 11], 3))
@@ -116,13 +112,12 @@ def _grouped(draw: Draw) -> dict:
 
 class ConvParams(Problem):
     name = "conv_params"
-    groups = (
-        G("basic", "the weight has out_channels x in_channels x kh x kw entries; a bias adds one per output "
-          "channel."),
-        G("no bias", "with bias=False there is no bias vector."),
-        G("kernel tuple", "kernel_size may be an (h, w) tuple: multiply both sides of the kernel."),
-        G("groups", "with groups=g each filter sees only in_channels / g input channels."),
-        G("invalid", DIVISIBLE))
+    groups = hints("""
+        basic: the weight has out_channels x in_channels x kh x kw entries; a bias adds one per output channel.
+        no bias: with bias=False there is no bias vector.
+        kernel tuple: kernel_size may be an (h, w) tuple: multiply both sides of the kernel.
+        groups: with groups=g each filter sees only in_channels / g input channels.
+        invalid: in_channels and out_channels must both be divisible by groups: raise ValueError otherwise.""")
 
     def cases(self, draw: Draw):
         def conv(low=1, high=65, **kw):
@@ -144,13 +139,13 @@ class ConvParams(Problem):
 
 class ConvMacs(Problem):
     name = "conv_macs"
-    groups = (
-        G("basic", "each output value is one dot product of in_channels x kh x kw multiply-accumulates; count "
-          "output values per sample (a MAC is one multiply plus one add, not two FLOPs)."),
-        G("kernel tuple", "kernel_size may be an (h, w) tuple."),
-        G("non-square output", "out_size may be an (h, w) tuple with h != w."),
-        G("groups", "with groups=g each output value only sums over in_channels / g input channels."),
-        G("invalid", DIVISIBLE))
+    groups = hints("""
+        basic: each output value is one dot product of in_channels x kh x kw multiply-accumulates; count output
+            values per sample (a MAC is one multiply plus one add, not two FLOPs).
+        kernel tuple: kernel_size may be an (h, w) tuple.
+        non-square output: out_size may be an (h, w) tuple with h != w.
+        groups: with groups=g each output value only sums over in_channels / g input channels.
+        invalid: in_channels and out_channels must both be divisible by groups: raise ValueError otherwise.""")
 
     def cases(self, draw: Draw):
         def conv(high=33, **kw):
@@ -173,12 +168,12 @@ class ConvMacs(Problem):
 
 class ReceptiveField(Problem):
     name = "receptive_field"
-    groups = (
-        G("stride 1", "with stride 1 every layer widens the field by the kernel's extent minus one."),
-        G("strides", "after a layer with stride s, one step in its output is s input steps further: keep a "
-          "running 'jump' (product of the earlier strides) and scale each later layer's growth by it."),
-        G("dilation", f"{SPAN} positions of its input."),
-        G("mixed", "combine the jump of earlier strides with each layer's dilated span."))
+    groups = hints("""
+        stride 1: with stride 1 every layer widens the field by the kernel's extent minus one.
+        strides: after a layer with stride s, one step in its output is s input steps further: keep a running 'jump'
+            (product of the earlier strides) and scale each later layer's growth by it.
+        dilation: a dilated kernel of size k spans dilation * (k - 1) + 1 positions of its input.
+        mixed: combine the jump of earlier strides with each layer's dilated span.""")
 
     def cases(self, draw: Draw):
         def layers(n, kernels, strides=(1,), dilations=(1,)):
@@ -199,23 +194,21 @@ class Conv2d(Problem):
     name = "conv2d"
     banned_names = family_names("convolution")
     banned_ops = family_ops("convolution")
-    groups = (
-        G("basic", "each output value is a dot product between one filter and one input patch (a "
-          "cross-correlation: the kernel is not flipped)."),
-        G("bias", "the bias adds one value per output channel, broadcast over the spatial positions."),
-        G("stride", "stride moves the window by that many pixels; the output size follows conv_output_size."),
-        G("padding", "zero padding is added on each side of the input before sliding the window."),
-        G("dilation", "dilation spreads the kernel taps apart; F.unfold takes a dilation argument."),
-        G("groups", "with groups=g, input channels and filters split into g independent convolutions."),
-        G("non-square", "height and width can differ, and stride/padding/dilation may be (h, w) tuples."),
-        G("float32", "keep the input's dtype: do not convert to float64 or create float32 buffers for float64 "
-          "input."),
-        G("backward", "use differentiable tensor operations only (no .data, .numpy() or in-place writes into "
-          "leaves)."),
-        G("speed", "avoid Python loops over output pixels: gather all patches at once (F.unfold) and use one "
-          "matmul.", 0.5),
-        G("invalid", "when the input's channels are not groups x weight.shape[1], or the filters do not split "
-          "into groups, raise ValueError saying so.", 0.5))
+    groups = hints("""
+        basic: each output value is a dot product between one filter and one input patch (a cross-correlation: the
+            kernel is not flipped).
+        bias: the bias adds one value per output channel, broadcast over the spatial positions.
+        stride: stride moves the window by that many pixels; the output size follows conv_output_size.
+        padding: zero padding is added on each side of the input before sliding the window.
+        dilation: dilation spreads the kernel taps apart; F.unfold takes a dilation argument.
+        groups: with groups=g, input channels and filters split into g independent convolutions.
+        non-square: height and width can differ, and stride/padding/dilation may be (h, w) tuples.
+        float32: keep the input's dtype: do not convert to float64 or create float32 buffers for float64 input.
+        backward: use differentiable tensor operations only (no .data, .numpy() or in-place writes into leaves).
+        speed [0.5]: avoid Python loops over output pixels: gather all patches at once (F.unfold) and use one
+            matmul.
+        invalid [0.5]: when the input's channels are not groups x weight.shape[1], or the filters do not split into
+            groups, raise ValueError saying so.""")
     CONFIGS = (("basic", {}, (2, 3, 8, 8), (4, 3, 3, 3)), ("basic", {}, (1, 1, 5, 5), (1, 1, 3, 3)),
                ("bias", {"bias": True}, (2, 3, 7, 7), (5, 3, 3, 3)),
                ("stride", {"stride": 2}, (2, 3, 9, 9), (4, 3, 3, 3)),
@@ -262,19 +255,17 @@ class MaxPool2d(Problem):
     name = "max_pool2d"
     banned_names = family_names("pooling")
     banned_ops = family_ops("pooling")
-    groups = (
-        G("basic", "each output value is the maximum of one kernel_size x kernel_size window; stride defaults "
-          "to kernel_size (windows side by side, not overlapping)."),
-        G("stride", "with stride s < kernel_size the windows overlap; the output size rounds down as for a "
-          "conv."),
-        G("padding", "pad with -inf, not zeros, so that padding never wins the max (inputs can be all "
-          "negative)."),
-        G("non-square", "kernel_size, stride and padding may be (h, w) tuples, and H may differ from W."),
-        G("float32", "keep the input's dtype."),
-        G("backward", "use differentiable operations (unfold/view, amax or max): the gradient flows to the "
-          "maximum of each window, accumulating where windows overlap."),
-        G("invalid", "as in F.max_pool2d, padding larger than half the kernel must raise ValueError (a window "
-          "could then hold only padding).", 0.5))
+    groups = hints("""
+        basic: each output value is the maximum of one kernel_size x kernel_size window; stride defaults to
+            kernel_size (windows side by side, not overlapping).
+        stride: with stride s < kernel_size the windows overlap; the output size rounds down as for a conv.
+        padding: pad with -inf, not zeros, so that padding never wins the max (inputs can be all negative).
+        non-square: kernel_size, stride and padding may be (h, w) tuples, and H may differ from W.
+        float32: keep the input's dtype.
+        backward: use differentiable operations (unfold/view, amax or max): the gradient flows to the maximum of
+            each window, accumulating where windows overlap.
+        invalid [0.5]: as in F.max_pool2d, padding larger than half the kernel must raise ValueError (a window could
+            then hold only padding).""")
 
     def cases(self, draw: Draw):
         def size(low=6, high=14):
@@ -309,13 +300,12 @@ class MaxPool2d(Problem):
 
 class ComposeConvs(Problem):
     name = "compose_convs"
-    groups = (
-        G("basic", "two cross-correlations in a row equal one cross-correlation with the full convolution of "
-          "their kernels (mind the flip), summed over the middle channels."),
-        G("kernel sizes", "the composed kernel spans k1 + k2 - 1 pixels, also when k1 != k2."),
-        G("channels", "w1 is (C1, C0, k1, k1), w2 is (C2, C1, k2, k2); the result maps C0 to C2 channels: sum "
-          "over C1."),
-        G("float32", "keep the input's dtype."))
+    groups = hints("""
+        basic: two cross-correlations in a row equal one cross-correlation with the full convolution of their
+            kernels (mind the flip), summed over the middle channels.
+        kernel sizes: the composed kernel spans k1 + k2 - 1 pixels, also when k1 != k2.
+        channels: w1 is (C1, C0, k1, k1), w2 is (C2, C1, k2, k2); the result maps C0 to C2 channels: sum over C1.
+        float32: keep the input's dtype.""")
 
     def cases(self, draw: Draw):
         def add(group, c0, c1, c2, k1, k2, dtype=np.float64):
@@ -354,18 +344,17 @@ def check_profile(got, model_spec, input_size: tuple, label: str) -> str | None:
 class ProfileModel(Problem):
     name = "profile_model"
     seconds = 90.0
-    groups = (
-        G("conv", "a Conv2d's own parameters are its weight and bias; each output value costs in_channels / "
-          "groups x kh x kw MACs; activations count output elements of one sample."),
-        G("groups", "with groups=g each filter sees only in_channels / g input channels (parameters and MACs)."),
-        G("linear", "a Linear layer costs in_features MACs per output value; Flatten has no parameters and no "
-          "MACs."),
-        G("pooling", "pooling, activation and normalisation layers have 0 MACs by the course's convention, but "
-          "their rows still report output_shape and activations (and BatchNorm has parameters)."),
-        G("nested", "only leaf modules (modules without children) get a row, named as in model.named_modules() "
-          "(e.g. '1.0'); a container's parameters must not be counted again."),
-        G("vgg16", "VGG-16 at (3, 224, 224) has 138,357,544 parameters and 15,470,264,320 MACs in total; get "
-          "the small models right first."))
+    groups = hints("""
+        conv: a Conv2d's own parameters are its weight and bias; each output value costs in_channels / groups x kh x
+            kw MACs; activations count output elements of one sample.
+        groups: with groups=g each filter sees only in_channels / g input channels (parameters and MACs).
+        linear: a Linear layer costs in_features MACs per output value; Flatten has no parameters and no MACs.
+        pooling: pooling, activation and normalisation layers have 0 MACs by the course's convention, but their rows
+            still report output_shape and activations (and BatchNorm has parameters).
+        nested: only leaf modules (modules without children) get a row, named as in model.named_modules() (e.g.
+            '1.0'); a container's parameters must not be counted again.
+        vgg16: VGG-16 at (3, 224, 224) has 138,357,544 parameters and 15,470,264,320 MACs in total; get the small
+            models right first.""")
 
     def cases(self, draw: Draw):
         def add(group, model, input_size):

@@ -22,7 +22,7 @@ from ..cases.statistics import batch_norm_variants, check_running, running, spat
 from ..cases.training import Budget, accuracy_at_least, student, training_case
 from ..compare import fmt_shape
 from ..ops import family_names, family_ops
-from ..problem import Group as G, Problem
+from ..problem import Group as G, Problem, hints
 
 #: Accuracy make_cnn must reach on held-out digits after the fixed training budget.
 #: Over 20 training seeds the reference reaches at least 94% with every normalization
@@ -40,12 +40,10 @@ NORM_LAYERS = {"batch": ({"BatchNorm2d", "LazyBatchNorm2d"}, "BatchNorm2d"),
                "layer": ({"LayerNorm", "GroupNorm"}, "LayerNorm over (C, H, W) or GroupNorm(1, C)"),
                "instance": ({"InstanceNorm2d", "LazyInstanceNorm2d", "GroupNorm"}, "InstanceNorm2d"),
                "group": ({"GroupNorm"}, "GroupNorm"), "none": (set(), "no normalization layer")}
-COMMON = (G("backward", "use differentiable operations only: the gradient flows through the mean and variance too."),
-          G("float32", "keep the input's dtype."),
-          G("eps", "eps is added to the variance inside the square root: sqrt(var + eps)."))
-BATCH_1 = "{} does not depend on the other samples: a batch of one works."
-PER_CHANNEL = "weight and bias hold one value per channel (shape (C,)){}, broadcast over the batch and the " \
-              "positions; either may be None."
+COMMON = hints("""
+    backward: use differentiable operations only: the gradient flows through the mean and variance too.
+    float32: keep the input's dtype.
+    eps: eps is added to the variance inside the square root: sqrt(var + eps).""")
 
 
 class _Norm(Problem):
@@ -69,17 +67,16 @@ class _Norm(Problem):
 
 class LayerNorm(_Norm):
     name = "layer_norm"
-    groups = (
-        G("last dimension", "each sample (each row, each position) gets its own mean and biased variance over "
-          "the normalized dimension; nothing is averaged over the batch."),
-        G("several dimensions", "normalized_shape names the trailing dimensions to normalise over, e.g. (C, H, "
-          "W) for one statistic per sample: average over all of them at once."),
-        G("weight and bias", "weight and bias have the shape normalized_shape: one scale and shift per element "
-          "of the normalized part, broadcast over the leading dimensions; either may be None."),
-        G("batch 1", BATCH_1.format("layer norm")),
-        *COMMON,
-        G("invalid", "normalized_shape must equal the trailing dimensions of x: raise ValueError when it does "
-          "not (F.layer_norm refuses such an input too).", 0.5))
+    groups = hints("""
+        last dimension: each sample (each row, each position) gets its own mean and biased variance over the
+            normalized dimension; nothing is averaged over the batch.
+        several dimensions: normalized_shape names the trailing dimensions to normalise over, e.g. (C, H, W) for one
+            statistic per sample: average over all of them at once.
+        weight and bias: weight and bias have the shape normalized_shape: one scale and shift per element of the
+            normalized part, broadcast over the leading dimensions; either may be None.
+        batch 1: layer norm does not depend on the other samples: a batch of one works.
+        invalid [0.5]: normalized_shape must equal the trailing dimensions of x: raise ValueError when it does not
+            (F.layer_norm refuses such an input too).""") + COMMON
 
     def alternatives(self, args):
         k = 1 if isinstance(args[0], int) else len(args[0])
@@ -128,16 +125,16 @@ class LayerNorm(_Norm):
 
 class InstanceNorm(_Norm):
     name = "instance_norm"
-    groups = (
-        G("(N, C, L)", "instance norm gives every (sample, channel) pair its own mean and biased variance, "
-          "over the positions only."),
-        G("(N, C, H, W)", "for images, average over H and W (all axes after the channel axis), separately for "
-          "each sample and each channel."),
-        G("batch 1", BATCH_1.format("instance norm")),
-        G("weight and bias", PER_CHANNEL.format("")),
-        *COMMON,
-        G("invalid", "with a single position per channel (an (N, C) input, or (N, C, 1, 1)) there is nothing "
-          "to normalise over: raise ValueError, as F.instance_norm does.", 0.5))
+    groups = hints("""
+        (N, C, L): instance norm gives every (sample, channel) pair its own mean and biased variance, over the
+            positions only.
+        (N, C, H, W): for images, average over H and W (all axes after the channel axis), separately for each sample
+            and each channel.
+        batch 1: instance norm does not depend on the other samples: a batch of one works.
+        weight and bias: weight and bias hold one value per channel (shape (C,)), broadcast over the batch and the
+            positions; either may be None.
+        invalid [0.5]: with a single position per channel (an (N, C) input, or (N, C, 1, 1)) there is nothing to
+            normalise over: raise ValueError, as F.instance_norm does.""") + COMMON
 
     def alternatives(self, args):
         return variants(spatial, rows=[
@@ -177,18 +174,18 @@ GROUPINGS = ((6, 2), (6, 3), (8, 2), (8, 4), (12, 3), (12, 4), (10, 2), (10, 5))
 
 class GroupNorm(_Norm):
     name = "group_norm"
-    groups = (
-        G("(N, C)", "split the C features into num_groups consecutive groups; each (sample, group) gets its "
-          "own mean and biased variance."),
-        G("(N, C, L)", "a group's statistics cover its channels and all their positions, for one sample."),
-        G("(N, C, H, W)", "reshape to (N, num_groups, everything else) so each group's values lie together; "
-          "num_groups is the number of groups, not the channels per group."),
-        G("one group, one channel per group", "num_groups = 1 normalises each sample as a whole (layer norm); "
-          "num_groups = C each channel alone (instance norm)."),
-        G("batch 1", BATCH_1.format("group norm")),
-        G("weight and bias", PER_CHANNEL.format(", not per group")),
-        *COMMON,
-        G("invalid", "when C is not divisible by num_groups, raise ValueError saying so.", 0.5))
+    groups = hints("""
+        (N, C): split the C features into num_groups consecutive groups; each (sample, group) gets its own mean and
+            biased variance.
+        (N, C, L): a group's statistics cover its channels and all their positions, for one sample.
+        (N, C, H, W): reshape to (N, num_groups, everything else) so each group's values lie together; num_groups is
+            the number of groups, not the channels per group.
+        one group, one channel per group: num_groups = 1 normalises each sample as a whole (layer norm); num_groups
+            = C each channel alone (instance norm).
+        batch 1: group norm does not depend on the other samples: a batch of one works.
+        weight and bias: weight and bias hold one value per channel (shape (C,)), not per group, broadcast over the
+            batch and the positions; either may be None.
+        invalid [0.5]: when C is not divisible by num_groups, raise ValueError saying so.""") + COMMON
 
     def alternatives(self, args):
         g = args[0]
@@ -233,29 +230,28 @@ class BatchNorm(Problem):
     name = "batch_norm"
     banned_names = family_names("normalization") | {"batch_norm"}
     banned_ops = family_ops("normalization")
-    groups = (
-        G("training, (N, C)", "in training mode each feature (column) is normalised with the mean and variance "
-          "of the current batch; PyTorch uses the biased variance (divide by the number of values) and adds "
-          "eps inside the square root."),
-        G("training, (N, C, *)", "for (N, C, *) inputs, channel c's statistics are taken over the batch and "
-          "all positions: every axis except axis 1 (so a single sample with several positions is a valid "
-          "training batch)."),
-        G("no weight or bias", "weight and bias are optional: when one is None, skip that scale or shift."),
-        G("eval mode", "with training=False, normalise with running_mean and running_var (not the batch's "
-          "statistics) and leave them unchanged; a batch of one sample is fine then."),
-        G("running statistics", "in training mode, update running_mean and running_var in place (tensor "
-          "methods ending in _, or slice assignment): momentum is the weight of the new batch, and running_var "
-          "receives the unbiased batch variance."),
-        G("train then eval", "eval mode after some training steps uses the running statistics those steps "
-          "accumulated, so both the update and the eval formula must be right."),
-        G("backward", "let autograd see the whole computation: in training mode the gradient also flows "
-          "through the batch mean and variance (do not detach them); only the running-statistics update stays "
-          "outside the graph."),
-        G("float32", "keep the input's dtype, and the running statistics' dtype (update them in place in "
-          "float32 too): create no float64 buffers."),
-        G("one value per channel", "with a single value per channel in training mode (a (1, C) input, or (1, "
-          "C, 1, 1)) there is no variance to estimate: raise ValueError, as F.batch_norm does. Count the "
-          "values per channel over the batch and the positions.", 0.5))
+    groups = hints("""
+        training, (N, C): in training mode each feature (column) is normalised with the mean and variance of the
+            current batch; PyTorch uses the biased variance (divide by the number of values) and adds eps inside the
+            square root.
+        training, (N, C, *): for (N, C, *) inputs, channel c's statistics are taken over the batch and all
+            positions: every axis except axis 1 (so a single sample with several positions is a valid training
+            batch).
+        no weight or bias: weight and bias are optional: when one is None, skip that scale or shift.
+        eval mode: with training=False, normalise with running_mean and running_var (not the batch's statistics) and
+            leave them unchanged; a batch of one sample is fine then.
+        running statistics: in training mode, update running_mean and running_var in place (tensor methods ending in
+            _, or slice assignment): momentum is the weight of the new batch, and running_var receives the unbiased
+            batch variance.
+        train then eval: eval mode after some training steps uses the running statistics those steps accumulated, so
+            both the update and the eval formula must be right.
+        backward: let autograd see the whole computation: in training mode the gradient also flows through the batch
+            mean and variance (do not detach them); only the running-statistics update stays outside the graph.
+        float32: keep the input's dtype, and the running statistics' dtype (update them in place in float32 too):
+            create no float64 buffers.
+        one value per channel [0.5]: with a single value per channel in training mode (a (1, C) input, or (1, C, 1,
+            1)) there is no variance to estimate: raise ValueError, as F.batch_norm does. Count the values per
+            channel over the batch and the positions.""")
 
     def cases(self, draw: Draw):
         def c():
@@ -349,18 +345,18 @@ class FuseConvBN(Problem):
     name = "fuse_conv_bn"
     banned_names = ("fuse_conv_bn_eval", "fuse_conv_bn_weights", "fuse_linear_bn_eval", "fuse_modules",
                     "fuse_modules_qat", "fuse_fx", "fusion")
-    groups = (
-        G("conv with bias", "in eval mode BatchNorm is a fixed per-channel affine map (running statistics, "
-          "weight, bias): write it as scale * z + shift and push scale and shift into the conv before it."),
-        G("conv without bias", "a conv without a bias still gets one after folding: the BatchNorm's shift has "
-          "to go somewhere."),
-        G("stride and padding", "the fused conv must slide exactly like the original one: keep its kernel "
-          "size, stride, padding and dilation."),
-        G("groups", "each output channel (filter) gets its own scale, whatever the groups: scale the weight "
-          "along its first axis, and keep groups in the new conv."),
-        G("BatchNorm eps", "use the BatchNorm's own eps, not a constant."),
-        G("inputs unchanged", "build a new nn.Conv2d and write the fused weights into it (under "
-          "torch.no_grad()); do not scale conv.weight or change bn in place."))
+    groups = hints("""
+        conv with bias: in eval mode BatchNorm is a fixed per-channel affine map (running statistics, weight, bias):
+            write it as scale * z + shift and push scale and shift into the conv before it.
+        conv without bias: a conv without a bias still gets one after folding: the BatchNorm's shift has to go
+            somewhere.
+        stride and padding: the fused conv must slide exactly like the original one: keep its kernel size, stride,
+            padding and dilation.
+        groups: each output channel (filter) gets its own scale, whatever the groups: scale the weight along its
+            first axis, and keep groups in the new conv.
+        BatchNorm eps: use the BatchNorm's own eps, not a constant.
+        inputs unchanged: build a new nn.Conv2d and write the fused weights into it (under torch.no_grad()); do not
+            scale conv.weight or change bn in place.""")
 
     def cases(self, draw: Draw):
         def ch():
@@ -410,25 +406,24 @@ def _digits():
 
 class MakeCNN(Problem):
     name = "make_cnn"
-    groups = (
-        G("builds each variant", "make_cnn(norm, num_classes, in_channels) must build for every norm setting "
-          "and map (N, in_channels, 8, 8) images to (N, num_classes) logits."),
-        G("norm layers", "use torch.nn's layers: BatchNorm2d for 'batch', GroupNorm(1, C) (or a LayerNorm over "
-          "(C, H, W)) for 'layer', InstanceNorm2d for 'instance', GroupNorm for 'group', and no normalization "
-          "layer at all for 'none'."),
-        G("unknown norm", "any other norm string must raise ValueError (a typo should not silently build a "
-          "network without normalization).", 0.5),
-        G("train mode", "in training mode only batch norm mixes the samples of a batch (through its batch "
-          "statistics); layer, instance and group norm treat every sample on its own."),
-        G("eval mode", "in eval mode every normalization must treat samples independently: batch norm then "
-          "uses its running statistics, which nn.BatchNorm2d switches to after model.eval()."),
-        *(G(f"trains ({norm})", f"with {TRAIN_BUDGET.epochs} epochs of Adam (lr {TRAIN_BUDGET.lr}, batch "
-                                f"{TRAIN_BUDGET.batch_size}) on the digits training set, make_cnn('{norm}') "
-                                f"should reach {bar:.0%} accuracy on held-out digits (a network that learns "
-                                "nothing stays near 10%). Give it enough capacity (two or three conv blocks of a "
-                                "few dozen channels), do not pool the 8x8 images away before the features are "
-                                "learned, and keep it small enough that each training run ends within "
-                                f"{TRAIN_BUDGET.seconds:.0f} s.", 0.4) for norm, bar in TRAIN_ACCURACY.items()))
+    groups = hints("""
+        builds each variant: make_cnn(norm, num_classes, in_channels) must build for every norm setting and map (N,
+            in_channels, 8, 8) images to (N, num_classes) logits.
+        norm layers: use torch.nn's layers: BatchNorm2d for 'batch', GroupNorm(1, C) (or a LayerNorm over (C, H, W))
+            for 'layer', InstanceNorm2d for 'instance', GroupNorm for 'group', and no normalization layer at all for
+            'none'.
+        unknown norm [0.5]: any other norm string must raise ValueError (a typo should not silently build a network
+            without normalization).
+        train mode: in training mode only batch norm mixes the samples of a batch (through its batch statistics);
+            layer, instance and group norm treat every sample on its own.
+        eval mode: in eval mode every normalization must treat samples independently: batch norm then uses its
+            running statistics, which nn.BatchNorm2d switches to after model.eval().""") + tuple(
+        G(f"trains ({norm})", f"with {TRAIN_BUDGET.epochs} epochs of Adam (lr {TRAIN_BUDGET.lr}, batch "
+          f"{TRAIN_BUDGET.batch_size}) on the digits training set, make_cnn('{norm}') should reach {bar:.0%} accuracy "
+          "on held-out digits (a network that learns nothing stays near 10%). Give it enough capacity (two or three "
+          "conv blocks of a few dozen channels), do not pool the 8x8 images away before the features are learned, "
+          f"and keep it small enough that each training run ends within {TRAIN_BUDGET.seconds:.0f} s.", 0.4)
+        for norm, bar in TRAIN_ACCURACY.items())
 
     def cases(self, draw: Draw):
         def layers(norm):
