@@ -48,3 +48,7 @@ def digits(test_fraction: float = 0.25, seed: int = 0, classes=None) -> Split:
         idx = np.flatnonzero(y == label)
         test[rng.choice(idx, size=int(round(len(idx) * test_fraction)), replace=False)] = True
     return Split(x[~test], y[~test], x[test], y[test])
+
+
+from .shapes import CLASSES as SHAPE_CLASSES  # noqa: E402  (segmentation data, week 4)
+from .shapes import Backbone, Shapes, shapes, show_segmentation  # noqa: E402,F401
