@@ -105,7 +105,7 @@ class Writer:
         self.bytes_left = byte_budget
 
     def _array(self, array: np.ndarray, extra: dict) -> dict:
-        array = np.ascontiguousarray(array)
+        array = np.ascontiguousarray(array).reshape(array.shape)  # keeps 0-d (scalar) tensors 0-d
         self.bytes_left -= array.nbytes
         if self.bytes_left < 0:
             raise CodecError("output too large to record")
