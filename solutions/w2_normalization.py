@@ -102,11 +102,9 @@ def instance_norm(x, weight=None, bias=None, eps=1e-5):
     mean = x.mean(dim=dims, keepdim=True)
     var = ((x - mean) ** 2).mean(dim=dims, keepdim=True)
     out = (x - mean) / torch.sqrt(var + eps)
-    if weight is not None:
-        out = out * weight.reshape(shape)
-    if bias is not None:
-        out = out + bias.reshape(shape)
-    return out
+    scale = 1 if weight is None else weight.reshape(shape)  # one value per channel, broadcast
+    shift = 0 if bias is None else bias.reshape(shape)
+    return out * scale + shift
     ### END SOLUTION
 
 

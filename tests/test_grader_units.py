@@ -166,3 +166,18 @@ def test_wrong_values_fail_rather_than_error():
     assert (verdict.status, verdict.fraction) == ("failed", 0.0), verdict.lines
     verdict = grade_namespace("w1_conv_arithmetic", {"conv2d": crashes}, names=["conv2d"], seed=0)["conv2d"]
     assert (verdict.status, verdict.fraction) == ("error", 0.0), verdict.lines
+
+
+def test_hint_tables_give_groups_with_weights_and_continued_hints():
+    from autograder.problem import Group, hints
+
+    groups = hints("""
+        basic: start from the kernel sliding: one pixel at a time.
+        training, (N, C, *) [0.5]: statistics over every axis
+            except the channel axis.""")
+    assert groups == (Group("basic", "start from the kernel sliding: one pixel at a time."),
+                      Group("training, (N, C, *)", "statistics over every axis except the channel axis.", 0.5))
+    with pytest.raises(ValueError, match="not a hint table entry"):
+        hints("""
+            basic: fine.
+            a line that is neither an entry nor a continuation""")

@@ -200,6 +200,28 @@ def module(problem: Problem, group: str, label: str, check: Callable[[Outcome], 
     return Case(request, check, label, group)
 
 
+def layer_kinds(problem: Problem, group: str, label: str, family: str, allowed: set, expected: str, *args,
+                extra: Callable[[list, dict], str | None] | None = None, **kwargs) -> Case:
+    """The module ``problem.name(*args, **kwargs)`` holds layers of the operator ``family``
+    (:mod:`autograder.ops`, e.g. "normalization") only of the kinds ``allowed`` (none at
+    all when ``allowed`` is empty); ``expected`` says in words what it should hold, and
+    ``extra(found, facts)`` may judge the (name, kind) pairs found further."""
+    from ..ops import family_names
+
+    def check(outcome: Outcome):
+        facts = outcome.facts if isinstance(outcome.facts, dict) else {}
+        found = [(str(n), str(k)) for n, k in facts.get("modules", []) if str(k) in family_names(family)]
+        kinds = sorted({k for _, k in found})
+        if not allowed and found:
+            return f"{label} contains {family} layers ({', '.join(kinds)}); it should have none"
+        if allowed and not found:
+            return f"{label} contains no torch.nn {family} layer (expected {expected})"
+        if set(kinds) - allowed:
+            return f"{label} contains {', '.join(sorted(set(kinds) - allowed))}, which is not {expected}"
+        return extra(found, facts) if extra else None
+    return module(problem, group, label, check, *args, **kwargs)
+
+
 def timing(problem: Problem, group: str, reference, draw_inputs: Callable[[], tuple[list, dict]], baseline: str,
            bound: float, label: str, repeats: int = 5) -> Case:
     """Median time of the student's function against a PyTorch ``baseline``.

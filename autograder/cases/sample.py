@@ -18,6 +18,10 @@ class Draw:
     def int(self, low: int, high: int) -> int:
         return int(self.rng.integers(low, high))
 
+    def ints(self, low: int, high: int):
+        """A function drawing a fresh ``int(low, high)`` at every call (a size used many times)."""
+        return lambda: self.int(low, high)
+
     def odd(self, low: int, high: int) -> int:
         """An odd number in [low, high) (low and high inclusive of their odd neighbours)."""
         return int(self.rng.integers(low // 2, high // 2)) * 2 + 1

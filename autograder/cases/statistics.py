@@ -12,7 +12,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .builders import compare
+from gradekit.codec import Var
+
+from ..compare import fmt_shape
+from ..problem import Case, Problem
+from .builders import compare, steps
 
 UNBIASED = "normalising with the unbiased variance (dividing by n - 1); use the biased one (divide by n)"
 EPS_OUTSIDE = "adding eps after the square root; eps goes inside it, sqrt(var + eps)"
@@ -113,3 +117,45 @@ def batch_norm_variants(training: bool, mean, var):
                 ("adding eps after the square root; eps goes inside it",
                  lambda: affine((x - m) / (torch.sqrt(v) + e), w, b, channel(x)))]
     return alternatives
+
+
+def running_after(x, mean, var, training: bool, verify: bool, momentum: float = 0.1):
+    """``extra`` for one batch-norm call on ``x`` with running statistics ``mean`` and ``var``
+    (arguments 1 and 2): with ``verify``, they must hold PyTorch's update; in eval mode they
+    must be left as they were."""
+    def extra(outcome, label):
+        after = outcome.args_after if isinstance(outcome.args_after, dict) else {}
+        got = after.get("1"), after.get("2")
+        if verify:
+            return check_running(label, [x], mean, var, momentum, got, "after the call")
+        for now, before, which in zip(got, (mean, var), ("running_mean", "running_var")):
+            if not training and isinstance(now, np.ndarray) and now.shape == before.shape \
+                    and not np.array_equal(now, before):
+                return f"{label}: {which} changed in eval mode; eval mode must leave it as it is"
+        return None
+    return extra
+
+
+def training_steps(problem: Problem, group: str, reference, xs: list, mean, var, x_eval=None, **kw) -> Case:
+    """``problem.name(x, rm, rv, training=True, **kw)`` on each batch of ``xs``, the running
+    statistics shared between calls (then, with ``x_eval``, one eval-mode call): the running
+    statistics after the steps, and the eval output, compared with PyTorch's (``reference``
+    is the batch-norm reference, called in eval mode with the expected running statistics)."""
+    m, n_steps = kw.get("momentum", 0.1), len(xs)
+    calls = [{"args": [x, Var("rm"), Var("rv")], "kwargs": {**kw, "training": True}, "record": False} for x in xs]
+    calls += [{"args": [x_eval, Var("rm"), Var("rv")], "kwargs": {**kw, "training": False}}] if x_eval is not None \
+        else []
+    label = f"{problem.name}: {n_steps} training steps on batches of shape (N, " \
+        f"{', '.join(map(str, xs[0].shape[1:]))})" + (f", momentum={m}" if "momentum" in kw else "") \
+        + (f", then eval mode on x of shape {fmt_shape(x_eval.shape)}" if x_eval is not None else "")
+
+    def check(values, variables):
+        got = variables.get("rm"), variables.get("rv")
+        msg = check_running(label, xs, mean, var, m, got, f"after {n_steps} steps")
+        if x_eval is None:
+            return msg
+        t = [torch.from_numpy(a) for a in (x_eval, *running(xs, mean, var, m), kw["weight"], kw["bias"])]
+        wrong = compare(values[-1] if values else None, reference(*t, False, m).numpy(), "the eval-mode output", label)
+        return wrong and (msg or wrong)
+
+    return steps(problem, group, label, {"rm": mean, "rv": var}, calls, ["rm", "rv"], check)

@@ -1,8 +1,5 @@
-"""Hidden checks for week 1 (``course/source/w1_conv_arithmetic``).
-
-References come from :mod:`solutions.w1_conv_arithmetic`, computed here in the
-judge's process; the kernel only ever sees the inputs.
-"""
+"""Hidden checks for week 1 (``course/source/w1_conv_arithmetic``): references from
+:mod:`solutions.w1_conv_arithmetic`, computed in the judge's process; the kernel only sees inputs."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +7,7 @@ import torch
 
 from solutions import w1_conv_arithmetic as ref
 
-from ..cases import Draw, build, call, nn, raises, rows, spec, spec_text, tensor, timing
+from ..cases import Draw, build, call, label_for, nn, raises, rows, spec, spec_text, tensor, timing
 from ..compare import check_records
 from ..ops import family_names, family_ops
 from ..problem import Case, Problem, hints
@@ -55,15 +52,15 @@ class ConvOutputSize(Problem):
 class ConvTransposeOutputSize(Problem):
     name = "conv_transpose_output_size"
     groups = hints("""
-        basic: a transposed conv with stride 1 spreads each input pixel over a kernel-sized patch: the output grows
-            by the kernel's extent minus one.
+        basic: a transposed conv with stride 1 spreads each input pixel over a kernel-sized patch: the output grows by
+            the kernel's extent minus one.
         stride: with stride s, neighbouring input pixels land s output pixels apart.
         padding: padding p removes p pixels from each side of the output (the inverse of a conv's padding).
-        output_padding: output_padding adds that many pixels on one side only, to pick one of the input sizes a
-            strided conv maps to the same output size.
+        output_padding: output_padding adds that many pixels on one side only, to pick one of the input sizes a strided
+            conv maps to the same output size.
         dilation: a dilated kernel of size k spans dilation * (k - 1) + 1 pixels.
-        invalid: raise ValueError when the output would be empty, or when output_padding is not smaller than the
-            stride or the dilation (nn.ConvTranspose2d refuses it too).""")
+        invalid: raise ValueError when the output would be empty, or when output_padding is not smaller than the stride
+            or the dilation (nn.ConvTranspose2d refuses it too).""")
 
     def cases(self, draw: Draw):
         def size(low=2):
@@ -89,8 +86,8 @@ class SamePadding(Problem):
     name = "same_padding"
     groups = hints("""
         basic: with stride 1 a kernel spanning s pixels shrinks the size by s - 1; pad half of that on each side.
-        dilation: a dilated kernel of size k spans dilation * (k - 1) + 1 pixels: pad for the span, not for
-            kernel_size (an even kernel with an even dilation has an odd span).
+        dilation: a dilated kernel of size k spans dilation * (k - 1) + 1 pixels: pad for the span, not for kernel_size
+            (an even kernel with an even dilation has an odd span).
         invalid: an even span would need unequal padding on the two sides: raise ValueError.""")
 
     def cases(self, draw: Draw):
@@ -140,8 +137,8 @@ class ConvParams(Problem):
 class ConvMacs(Problem):
     name = "conv_macs"
     groups = hints("""
-        basic: each output value is one dot product of in_channels x kh x kw multiply-accumulates; count output
-            values per sample (a MAC is one multiply plus one add, not two FLOPs).
+        basic: each output value is one dot product of in_channels x kh x kw multiply-accumulates; count output values
+            per sample (a MAC is one multiply plus one add, not two FLOPs).
         kernel tuple: kernel_size may be an (h, w) tuple.
         non-square output: out_size may be an (h, w) tuple with h != w.
         groups: with groups=g each output value only sums over in_channels / g input channels.
@@ -205,8 +202,7 @@ class Conv2d(Problem):
         non-square: height and width can differ, and stride/padding/dilation may be (h, w) tuples.
         float32: keep the input's dtype: do not convert to float64 or create float32 buffers for float64 input.
         backward: use differentiable tensor operations only (no .data, .numpy() or in-place writes into leaves).
-        speed [0.5]: avoid Python loops over output pixels: gather all patches at once (F.unfold) and use one
-            matmul.
+        speed [0.5]: avoid Python loops over output pixels: gather all patches at once (F.unfold) and use one matmul.
         invalid [0.5]: when the input's channels are not groups x weight.shape[1], or the filters do not split into
             groups, raise ValueError saying so.""")
     CONFIGS = (("basic", {}, (2, 3, 8, 8), (4, 3, 3, 3)), ("basic", {}, (1, 1, 5, 5), (1, 1, 3, 3)),
@@ -224,23 +220,21 @@ class Conv2d(Problem):
                ("non-square", {"padding": 1}, (2, 2, 5, 9), (3, 2, 3, 2)))
 
     def cases(self, draw: Draw):
-        def inputs(kw, x_shape, w_shape, dtype=np.float64):
-            kwargs = {k: v for k, v in kw.items() if k != "bias"}
+        def add(group, kw, x_shape, w_shape, dtype=np.float64, jitter=False):
+            n, c, h, w = x_shape
+            x_shape = (n, c, h + draw.int(0, 3), w + draw.int(0, 3)) if jitter else x_shape
             bias = draw.normal(w_shape[:1], dtype) if kw.get("bias") else None
-            return [draw.normal(x_shape, dtype), draw.normal(w_shape, dtype), bias], kwargs
+            args = [draw.normal(x_shape, dtype), draw.normal(w_shape, dtype), bias]
+            grad = {0: "x", 1: "weight"} | ({2: "bias"} if kw.get("bias") else {}) if group == "backward" else None
+            return tensor(self, group, ref.conv2d, *args, grad=grad, draw=draw,
+                          **{k: v for k, v in kw.items() if k != "bias"})
 
-        cases = []
-        for group, kw, (n, c, h, w), w_shape in self.CONFIGS:
-            args, kwargs = inputs(kw, (n, c, h + draw.int(0, 3), w + draw.int(0, 3)), w_shape)
-            cases.append(tensor(self, group, ref.conv2d, *args, **kwargs))
-        args, kwargs = inputs({"padding": 1, "bias": True}, (2, 3, 6, 7), (4, 3, 3, 3), np.float32)
-        cases.append(tensor(self, "float32", ref.conv2d, *args, **kwargs))
-        for kw, x_shape, w_shape in (({"stride": 2, "padding": 1, "bias": True}, (2, 3, 7, 6), (4, 3, 3, 3)),
-                                     ({"groups": 2, "dilation": 2, "padding": 1}, (1, 4, 8, 9), (4, 2, 3, 3)),
-                                     ({"stride": (1, 2), "padding": (0, 1), "bias": True}, (1, 2, 6, 9), (3, 2, 2, 3))):
-            args, kwargs = inputs(kw, x_shape, w_shape)
-            grad = {0: "x", 1: "weight"} | ({2: "bias"} if args[2] is not None else {})
-            cases.append(tensor(self, "backward", ref.conv2d, *args, grad=grad, draw=draw, **kwargs))
+        cases = [add(*config, jitter=True) for config in self.CONFIGS]
+        cases.append(add("float32", {"padding": 1, "bias": True}, (2, 3, 6, 7), (4, 3, 3, 3), np.float32))
+        cases += [add("backward", *config) for config in (
+            ({"stride": 2, "padding": 1, "bias": True}, (2, 3, 7, 6), (4, 3, 3, 3)),
+            ({"groups": 2, "dilation": 2, "padding": 1}, (1, 4, 8, 9), (4, 2, 3, 3)),
+            ({"stride": (1, 2), "padding": (0, 1), "bias": True}, (1, 2, 6, 9), (3, 2, 2, 3)))]
         cases.append(timing(self, "speed", ref.conv2d, lambda: ([draw.normal((8, 16, 32, 32), np.float32),
                                                            draw.normal((32, 16, 3, 3), np.float32)], {"padding": 1}),
                             "torch.nn.functional.conv2d", 25,
@@ -256,30 +250,27 @@ class MaxPool2d(Problem):
     banned_names = family_names("pooling")
     banned_ops = family_ops("pooling")
     groups = hints("""
-        basic: each output value is the maximum of one kernel_size x kernel_size window; stride defaults to
-            kernel_size (windows side by side, not overlapping).
+        basic: each output value is the maximum of one kernel_size x kernel_size window; stride defaults to kernel_size
+            (windows side by side, not overlapping).
         stride: with stride s < kernel_size the windows overlap; the output size rounds down as for a conv.
         padding: pad with -inf, not zeros, so that padding never wins the max (inputs can be all negative).
         non-square: kernel_size, stride and padding may be (h, w) tuples, and H may differ from W.
         float32: keep the input's dtype.
-        backward: use differentiable operations (unfold/view, amax or max): the gradient flows to the maximum of
-            each window, accumulating where windows overlap.
+        backward: use differentiable operations (unfold/view, amax or max): the gradient flows to the maximum of each
+            window, accumulating where windows overlap.
         invalid [0.5]: as in F.max_pool2d, padding larger than half the kernel must raise ValueError (a window could
             then hold only padding).""")
 
     def cases(self, draw: Draw):
-        def size(low=6, high=14):
-            return draw.int(low, high)
+        size = draw.ints(6, 14)
 
         def pool(group, shape, kernel_size, dtype=np.float64, negative=False, grad=False, **kwargs):
             x = draw.normal(shape, dtype)
             if negative:
                 x = (-np.abs(x) - 0.5).astype(dtype)
-            label = f"max_pool2d on x {tuple(shape)}, kernel_size={kernel_size}" + \
-                "".join(f", {k}={v}" for k, v in kwargs.items()) + (" (all values negative)" if negative else "") + \
-                (" (float32)" if dtype == np.float32 else "")
+            label = label_for(self.name, ref.max_pool2d, [x, kernel_size], kwargs, "gradients of " if grad else "")
             return tensor(self, group, ref.max_pool2d, x, kernel_size, grad={0: "x"} if grad else None, draw=draw,
-                          label=("gradients of " if grad else "") + label, **kwargs)
+                          label=label + (" (all values negative)" if negative else ""), **kwargs)
 
         return [pool("basic", (2, 3, 8, 8), 2),
                 pool("basic", (1, 2, draw.odd(7, 15), draw.odd(7, 15)), draw.int(2, 4)),
@@ -288,21 +279,20 @@ class MaxPool2d(Problem):
                 pool("padding", (2, 3, draw.odd(5, 12), size()), 3, stride=2, padding=1, negative=True),
                 pool("padding", (1, 2, size(), size()), draw.choice([2, 3]), stride=1, padding=1),
                 pool("padding", (1, 3, size(), size()), 5, stride=draw.int(1, 4), padding=2, negative=True),
-                pool("non-square", (2, 2, draw.odd(7, 13), size(10, 16)), (3, 2), stride=(2, 1), padding=(1, 0)),
+                pool("non-square", (2, 2, draw.odd(7, 13), draw.int(10, 16)), (3, 2), stride=(2, 1), padding=(1, 0)),
                 pool("non-square", (1, 3, size(), size()), (2, 3), padding=(0, 1)),
                 pool("float32", (2, 3, size(), size()), 3, stride=2, padding=1, dtype=np.float32),
                 pool("float32", (1, 4, size(), size()), 2, dtype=np.float32),
                 pool("backward", (2, 3, size(), size()), 3, stride=2, padding=1, grad=True),
                 pool("backward", (1, 2, size(), size()), (3, 2), stride=1, grad=True),
-                raises(self, "invalid", draw.normal((1, 2, 8, 8)), 3, stride=1, padding=2,
-                       label="max_pool2d on x (1, 2, 8, 8), kernel_size=3, stride=1, padding=2")]
+                raises(self, "invalid", draw.normal((1, 2, 8, 8)), 3, stride=1, padding=2)]
 
 
 class ComposeConvs(Problem):
     name = "compose_convs"
     groups = hints("""
-        basic: two cross-correlations in a row equal one cross-correlation with the full convolution of their
-            kernels (mind the flip), summed over the middle channels.
+        basic: two cross-correlations in a row equal one cross-correlation with the full convolution of their kernels
+            (mind the flip), summed over the middle channels.
         kernel sizes: the composed kernel spans k1 + k2 - 1 pixels, also when k1 != k2.
         channels: w1 is (C1, C0, k1, k1), w2 is (C2, C1, k2, k2); the result maps C0 to C2 channels: sum over C1.
         float32: keep the input's dtype.""")
@@ -322,19 +312,17 @@ class ComposeConvs(Problem):
         return cases + [add("float32", 2, 3, 4, 3, 2, dtype=np.float32)]
 
 
-# ----------------------------------------------------------------------------- profile_model
-_PROFILES: dict[str, tuple[list[dict], dict[str, str]]] = {}
 ROW_FIELDS = {"name": "str", "output_shape": "shape", "params": "int", "macs": "int", "activations": "int"}
+_PROFILES: dict[str, tuple[list[dict], dict[str, str]]] = {}  # the reference's rows and module types, per model
 
 
 def check_profile(got, model_spec, input_size: tuple, label: str) -> str | None:
     """Compare rows with the reference's for ``model_spec`` without giving its counts away."""
-    key = repr((model_spec, tuple(input_size)))
-    if key not in _PROFILES:
+    if (key := repr((model_spec, tuple(input_size)))) not in _PROFILES:
         with torch.device("meta"):
             model = build(model_spec).eval()
-        _PROFILES[key] = (ref.profile_model(model, tuple(input_size)),
-                          {name: type(m).__name__ for name, m in model.named_modules()})
+        _PROFILES[key] = ref.profile_model(model, tuple(input_size)), {n: type(m).__name__ for n, m in
+                                                                       model.named_modules()}
     rows, types = _PROFILES[key]
     return check_records(got, rows, ROW_FIELDS, label, "leaf module",
                          lambda i, exp: f"row {i} (name {exp['name']!r}, a {types.get(exp['name'], 'module')})",
@@ -345,16 +333,16 @@ class ProfileModel(Problem):
     name = "profile_model"
     seconds = 90.0
     groups = hints("""
-        conv: a Conv2d's own parameters are its weight and bias; each output value costs in_channels / groups x kh x
-            kw MACs; activations count output elements of one sample.
+        conv: a Conv2d's own parameters are its weight and bias; each output value costs in_channels / groups x kh x kw
+            MACs; activations count output elements of one sample.
         groups: with groups=g each filter sees only in_channels / g input channels (parameters and MACs).
         linear: a Linear layer costs in_features MACs per output value; Flatten has no parameters and no MACs.
         pooling: pooling, activation and normalisation layers have 0 MACs by the course's convention, but their rows
             still report output_shape and activations (and BatchNorm has parameters).
-        nested: only leaf modules (modules without children) get a row, named as in model.named_modules() (e.g.
-            '1.0'); a container's parameters must not be counted again.
-        vgg16: VGG-16 at (3, 224, 224) has 138,357,544 parameters and 15,470,264,320 MACs in total; get the small
-            models right first.""")
+        nested: only leaf modules (modules without children) get a row, named as in model.named_modules() (e.g. '1.0');
+            a container's parameters must not be counted again.
+        vgg16: VGG-16 at (3, 224, 224) has 138,357,544 parameters and 15,470,264,320 MACs in total; get the small models
+            right first.""")
 
     def cases(self, draw: Draw):
         def add(group, model, input_size):
