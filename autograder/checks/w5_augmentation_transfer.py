@@ -179,7 +179,7 @@ class Rotate(_Transform):
 
     def cases(self, draw: Draw):
         def angle(low, high):
-            return round(draw.uniform(low, high, 1)[0], 1)
+            return float(round(draw.uniform(low, high, 1)[0], 1))
 
         def add(group, shape, a, dtype=np.float64):
             return self.add(group, _images(draw, shape, dtype), a)
@@ -211,7 +211,7 @@ class AdjustBrightness(_Transform):
 
     def cases(self, draw: Draw):
         def factor(low, high):
-            return round(draw.uniform(low, high, 1)[0], 2)
+            return float(round(draw.uniform(low, high, 1)[0], 2))
 
         return [self.add("darker", _images(draw, _shape(draw, False)), factor(0.1, 0.9)),
                 self.add("darker", _images(draw, _shape(draw, False)), 0.0),
@@ -226,7 +226,8 @@ class AdjustContrast(_Transform):
     name = "adjust_contrast"
     groups = hints("""
         RGB: contrast blends the image with one grey level per image: the mean of its grayscale version
-            (the luma weights 0.2989, 0.587, 0.114 of R, G and B), not the plain mean of the three channels.
+            (the luma weights of R, G and B, roughly 0.3, 0.59 and 0.11), not the plain mean of the three
+            channels.
         one channel: a one-channel image is its own grayscale: blend with its mean.
         per image: in a batch each image has its own mean grey level; the batch is never averaged together.
         clamped: factors above 1 push values out of [0, 1]: clamp the result.
@@ -256,7 +257,7 @@ class AdjustContrast(_Transform):
 
     def cases(self, draw: Draw):
         def factor(low, high):
-            return round(draw.uniform(low, high, 1)[0], 2)
+            return float(round(draw.uniform(low, high, 1)[0], 2))
 
         rgb = functools.partial(_shape, draw, channels=(3,))
         return [self.add("RGB", _images(draw, rgb(False)), factor(0.2, 0.8)),
@@ -304,7 +305,7 @@ class CutmixBox(Problem):
             y2 <= height, x2 <= width), so the slice y1:y2, x1:x2 stays inside.
         lam at the ends: lam = 1 gives an empty box (no area), lam = 0 a box with the image's size around the
             centre (still clipped).
-        order: return the four ints in the order (y1, y2, x1, x2): rows first, as in img[..., y1:y2, x1:x2].""")
+        order: the four ints come in the order (y1, y2, x1, x2): rows first, as in img[..., y1:y2, x1:x2].""")
 
     def alternatives(self, h, w, lam, cx, cy):
         return [("a box that is not clipped to the image", lambda: _box_variant(h, w, lam, cx, cy, clip=False)),
@@ -663,7 +664,7 @@ FREEZE_BUDGET = Budget(epochs=1, optimizer="adam", lr=0.01, batch_size=16, secon
 class Freeze(Problem):
     name = "freeze"
     groups = hints("""
-        count: return the number of trainable parameter values (elements, p.numel()), not of tensors.
+        count: the result is the number of trainable parameter values (elements, p.numel()), not of tensors.
         prefixes: a parameter is trainable when its name is a prefix of `trainable` or starts with a prefix
             followed by a dot: 'fc' covers 'fc.weight' but not 'fc2.weight', '1' covers '1.bias' but not
             '10.bias'. Every other parameter gets requires_grad False.
@@ -735,8 +736,8 @@ class Freeze(Problem):
 class ParamGroups(Problem):
     name = "param_groups"
     groups = hints("""
-        two groups: return a list of two dicts, {'params': [...], 'lr': ...}: the backbone with base_lr and
-            the head with head_lr.
+        two groups: the result is a list of two dicts, {'params': [...], 'lr': ...}: the backbone with base_lr
+            and the head with head_lr.
         every parameter once: each parameter of the model appears in exactly one group (an optimizer refuses
             a parameter in two groups, and silently never trains one left out).
         head prefix: the head is the parameters named head_prefix or starting with head_prefix followed by a
@@ -764,7 +765,7 @@ class ParamGroups(Problem):
             lrs = [g.get("lr") for g in got]
             if sorted(map(str, lrs)) != sorted(map(str, (base_lr, head_lr))):
                 return f"{label}: the groups' learning rates are {lrs}, not base_lr and head_lr"
-            seen: dict[str, int] = {}
+            members = []
             for g in got:
                 params = g.get("params")
                 if not isinstance(params, (list, tuple)):
@@ -772,20 +773,19 @@ class ParamGroups(Problem):
                 names_in = [which(p) for p in params]
                 if None in names_in:
                     return f"{label}: a group holds something that is not a parameter of the model"
-                for name in names_in:
-                    seen[name] = seen.get(name, 0) + 1
-                want = head_names if g.get("lr") == head_lr else set(names) - head_names
-                if set(names_in) != want and not any(seen.get(n, 0) > 1 for n in names_in):
-                    extra = sorted(set(names_in) - want)
-                    return (f"{label}: the group with lr={g.get('lr')} holds "
-                            + (f"{', '.join(extra[:3])}, which belong(s) in the other group" if extra else
-                               "not all of its parameters"))
-            twice = sorted(n for n, c in seen.items() if c > 1)
+                members.append((g.get("lr"), names_in))
+            every = [n for _, names_in in members for n in names_in]
+            twice = sorted({n for n in every if every.count(n) > 1})
             if twice:
                 return f"{label}: {', '.join(twice[:3])} appear(s) in more than one group"
-            missing = sorted(set(names) - set(seen))
+            missing = sorted(set(names) - set(every))
             if missing:
                 return f"{label}: {', '.join(missing[:3])} is in no group"
+            for lr, names_in in members:
+                want = head_names if lr == head_lr else set(names) - head_names
+                extra = sorted(set(names_in) - want)
+                if extra:
+                    return f"{label}: the group with lr={lr} holds {', '.join(extra[:3])}, which belong(s) in the other group"
             return None
 
         return Case(call(self.name, model, head_prefix=head, base_lr=base_lr, head_lr=head_lr), check, label, group)
