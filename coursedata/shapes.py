@@ -113,11 +113,11 @@ def _boundary(labels, width):
 
 
 def shapes(n: int, size: int = 32, seed: int = 0, max_shapes: int = 3, noise: float = 0.08,
-           boundary: int = 1, classes: int | None = None) -> Shapes:
+           boundary: int = 1, classes: int | None = None, radius=(0.15, 0.3)) -> Shapes:
     """``n`` images of ``size`` x ``size`` with 1 to ``max_shapes`` shapes each.
 
     Each shape is a disc, a square or a triangle (random rotation), of radius between
-    size/8 and size/4, placed anywhere with its centre inside the image; later shapes
+    ``radius[0] * size`` and ``radius[1] * size`` (default 0.15 and 0.3), placed anywhere with its centre inside the image; later shapes
     cover earlier ones. Images: textured background in [0, 0.55], shapes of brightness
     U(0.45, 1) with a little shading, Gaussian pixel noise of std ``noise``, clipped to
     [0, 1]. Labels: the class of the visible shape (0 background); pixels within
@@ -141,7 +141,7 @@ def shapes(n: int, size: int = 32, seed: int = 0, max_shapes: int = 3, noise: fl
     for i in range(max_shapes):
         present = count > i
         kind = rng.integers(1, kinds + 1, n)
-        r = rng.uniform(size / 8, size / 4, n).astype(np.float32)
+        r = rng.uniform(size * radius[0], size * radius[1], n).astype(np.float32)
         cy = rng.uniform(0, size, n).astype(np.float32)
         cx = rng.uniform(0, size, n).astype(np.float32)
         rot = rng.uniform(0, 2 * np.pi, n).astype(np.float32)
