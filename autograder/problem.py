@@ -29,7 +29,7 @@ from typing import Any, Callable
 RECORD_FIELDS = frozenset({
     "status", "stage", "error", "seconds", "ops", "value", "args_after", "grads", "grad_error",
     "values", "vars", "facts", "outputs", "load_error", "state_after", "student_s", "baseline_s",
-    "student_times", "baseline_times", "eval_logits", "history", "device", "runs"})
+    "student_times", "baseline_times", "eval_logits", "history", "device", "runs", "forward_errors"})
 
 
 class CheckBug(AttributeError):

@@ -23,7 +23,8 @@ Request kinds (``"proc"``)
   BatchNorm's running statistics over several training steps.
 - ``module``: build ``cls(*args, **kwargs)``, report facts (parameter count,
   ``state_dict`` shapes, submodule types), optionally load a ``state_dict``
-  (``strict=True``) and run forward on ``inputs``.
+  (``strict=True``) and run forward on ``inputs``; with ``"forward_errors": true`` an
+  exception in forward is recorded per input (``forward_errors``) instead of failing.
 - ``timing``: ``{"fn", "baseline", "inputs": [{"args", "kwargs"}, ...], "repeats": R}``
   with ``R + 1`` inputs (the first is the warm-up). For each input the student's
   function gets its own copy and the PyTorch baseline a private copy decoded anew
@@ -471,11 +472,22 @@ def proc_module(request, namespace, reader, writer):
     module = module.to(reader.device)
     outputs, seen = [], set()
     grad = request.get("grad", False)
+    errors = [] if request.get("forward_errors") else None
     for x in reader.decode(request.get("inputs", [])):
         with (nullcontext() if grad else torch.no_grad()), _op_trace(seen):
-            out = _stage("forward", module, x)
+            if errors is None:
+                out = _stage("forward", module, x)
+            else:  # the input should be refused: record the error (None when it ran)
+                try:
+                    out = _stage("forward", module, x)
+                    errors.append(None)
+                except StudentError as err:
+                    out = None
+                    errors.append(_describe(err.exc))
         outputs.append(out)
     result["outputs"] = writer.encode(outputs)
+    if errors is not None:
+        result["forward_errors"] = errors
     result["ops"] = sorted(seen)
     if request.get("return_state"):
         result["state_after"] = writer.encode(dict(module.state_dict()))
