@@ -1,0 +1,884 @@
+"""Hidden checks for week 3 (``course/source/w3_architectures``): references from
+:mod:`solutions.w3_architectures` and torchvision's models, computed in the judge's process.
+
+Modules with a torchvision twin (the residual blocks, ResNeXt's block, DenseNet's
+layers and the full models) are held to the module contract against it; the others
+(the inception module, the auxiliary classifier, the pre-activation and SE blocks)
+to the reference of this week, whose layout the course spec fixes. Full-size models
+are heavy cases: one build per case, outputs compared on small inputs.
+"""
+from __future__ import annotations
+
+import functools
+import textwrap
+
+import numpy as np
+import torch
+
+from gradekit.codec import ModuleSpec
+from solutions import w3_architectures as ref
+
+from ..cases import Draw, build, call, module, nn, raises, rows, spec, tensor
+from ..cases.contract import contract
+from ..cases.training import Budget, accuracy_at_least, fixed, lower_train_loss, sequential, student, \
+    training_case
+from ..compare import check_tensor, describe, fmt_shape, rel_error
+from ..ops import family_names, family_ops
+from ..problem import Case, Outcome, Problem, hints
+
+TV = "torchvision.models"
+#: Module cases compare float32 outputs in the kernel with float64 ones here.
+MODULE_TOL = 1e-4
+
+# ----------------------------------------------------------------------------- smoke tests
+#: (a) a small residual net of the student's BasicBlocks on the digits: held-out accuracy bar
+#: (the reference reaches at least 92% over 20 seeds, docs/course-spec.md).
+DIGITS_BAR = 0.85
+DIGITS_WIDTH = 16
+DIGITS_BUDGET = Budget(epochs=2, optimizer="adam", lr=3e-3, batch_size=32, seconds=60.0)
+#: (b) degradation: a plain stack of DEEP_BLOCKS pairs of conv-BN-ReLU layers against the same
+#: stack of the student's BasicBlocks; the residual one must end lower by DEEP_MARGIN.
+DEEP_BLOCKS, DEEP_WIDTH, DEEP_MARGIN = 8, 8, 0.1
+DEEP_BUDGET = Budget(epochs=2, optimizer="adam", lr=1e-3, batch_size=32, seconds=60.0)
+
+
+@functools.lru_cache(maxsize=1)
+def _digits():
+    import coursedata
+
+    return coursedata.digits()
+
+
+def _stem(width: int) -> list:
+    return [fixed(nn("Conv2d", 1, width, 3, padding=1, bias=False)), fixed(nn("BatchNorm2d", width)), fixed(nn("ReLU"))]
+
+
+def _head(width: int, classes: int = 10) -> list:
+    return [fixed(nn("AdaptiveAvgPool2d", 1)), fixed(nn("Flatten")), fixed(nn("Linear", width, classes))]
+
+
+def residual_digits_net() -> dict:
+    """stem, BasicBlock(16, 16), BasicBlock(16, 32, 2), head: the student's blocks in the judge's frame."""
+    w = DIGITS_WIDTH
+    return sequential(*_stem(w), student("BasicBlock", w, w), student("BasicBlock", w, 2 * w, 2), *_head(2 * w))
+
+
+def plain_and_residual(blocks: int = DEEP_BLOCKS, width: int = DEEP_WIDTH) -> tuple[dict, dict]:
+    """A deep plain net (each block conv-BN-ReLU-conv-BN-ReLU) and its residual twin (the student's BasicBlock
+    in place of each block; same widths, so the same parameters and, built in the same order, the same init)."""
+    conv = [fixed(nn("Conv2d", width, width, 3, padding=1, bias=False)), fixed(nn("BatchNorm2d", width)),
+            fixed(nn("ReLU"))]
+    plain = sequential(*_stem(width), *[p for _ in range(blocks) for p in conv + conv], *_head(width))
+    residual = sequential(*_stem(width), *[student("BasicBlock", width, width) for _ in range(blocks)], *_head(width))
+    return plain, residual
+
+
+# ----------------------------------------------------------------------------- module cases
+def call_text(name: str, args=(), kwargs=None) -> str:
+    return f"{name}({', '.join([repr(a) for a in args] + [f'{k}={v!r}' for k, v in (kwargs or {}).items()])})"
+
+
+def random_weights(make, draw: Draw) -> dict:
+    """The state of ``make()`` with random weights, and BatchNorm scales, shifts and running
+    statistics away from 1 and 0, so that loading or mode mistakes show."""
+    with torch.random.fork_rng():
+        torch.manual_seed(draw.int(0, 2**31 - 1))
+        m = make()
+        with torch.no_grad():
+            for sub in m.modules():
+                if isinstance(sub, torch.nn.BatchNorm2d):
+                    sub.weight.uniform_(0.5, 1.5)
+                    sub.bias.normal_(0.0, 0.3)
+                    sub.running_mean.normal_(0.0, 0.5)
+                    sub.running_var.uniform_(0.5, 2.0)
+    return {k: v.detach().numpy().copy() for k, v in m.state_dict().items()}
+
+
+def judged(make, state: dict, train: bool = False) -> torch.nn.Module:
+    """``make()`` built here in float64 with ``state`` loaded."""
+    m = make()
+    m.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=True)
+    return m.double().train(train)
+
+
+def _facts(outcome: Outcome) -> dict:
+    return outcome.facts if isinstance(outcome.facts, dict) else {}
+
+
+def _output(outcome: Outcome, index: int = 0):
+    outs = outcome.outputs if isinstance(outcome.outputs, list) else []
+    return outs[index] if len(outs) > index else None
+
+
+MODULE_GROUPS = ("output shape", "parameters", "state_dict", "outputs", "training mode")
+
+
+def against(problem: Problem, make, args: tuple, x: np.ndarray, draw: Draw, groups=MODULE_GROUPS, kwargs=None,
+            alternatives=None, heavy: bool = False) -> list[Case]:
+    """Cases holding ``problem.name(*args, **kwargs)`` to ``make()``, a module built here (this
+    week's reference or a torchvision model) with the layout the spec fixes:
+
+    - ``output shape``: the output shape on ``x``;
+    - ``parameters``: the parameter count;
+    - ``state_dict``: the ``state_dict`` keys and shapes;
+    - ``outputs``: with ``make()``'s random weights loaded (``strict=True``), the same outputs in eval mode;
+    - ``training mode``: the same in training mode (BatchNorm normalising with the batch's statistics).
+
+    alternatives(module, x, train): named classic mistakes computed from the loaded module.
+    """
+    kwargs = kwargs or {}
+    label = call_text(problem.name, args, kwargs)
+    with torch.device("meta"):
+        meta = make().eval()
+        expected_shape = tuple(meta(torch.empty(x.shape)).shape)
+    layout = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
+    count = sum(p.numel() for p in meta.parameters())
+    cases = []
+
+    def add(group, text, check, **request):
+        if group in groups:
+            case = module(problem, group, text, check, *args, **request, **kwargs)
+            case.heavy = heavy
+            cases.append(case)
+
+    def shape(outcome):
+        out = _output(outcome)
+        if not isinstance(out, np.ndarray) or tuple(out.shape) != expected_shape:
+            return f"{label} maps x of shape {fmt_shape(x.shape)} to {describe(out)}, expected shape " \
+                   f"{fmt_shape(expected_shape)}"
+        return None
+    add("output shape", f"{label} on x of shape {fmt_shape(x.shape)}", shape, inputs=[x])
+
+    def parameters(outcome):
+        got = _facts(outcome).get("num_params")
+        return None if got == count else f"{label} has {got} parameters; expected {count:,}"
+    add("parameters", f"parameters of {label}", parameters)
+
+    def keys(outcome):
+        got = {k: tuple(v) for k, v in (_facts(outcome).get("state_shapes") or {}).items()}
+        missing, extra = sorted(set(layout) - set(got)), sorted(set(got) - set(layout))
+        if missing or extra:
+            return f"{label}: state_dict keys differ from the layout the spec fixes: missing {missing[:4]}, " \
+                   f"unexpected {extra[:4]}"
+        wrong = [k for k in layout if got[k] != layout[k]]
+        return f"{label}: {wrong[0]} has shape {fmt_shape(got[wrong[0]])}, expected {fmt_shape(layout[wrong[0]])}" \
+            if wrong else None
+    add("state_dict", f"state_dict of {label}", keys)
+
+    state = random_weights(make, draw) if {"outputs", "training mode"} & set(groups) else None
+    for group, train in (("outputs", False), ("training mode", True)):
+        mode = "training mode" if train else "eval mode"
+
+        def values(outcome, train=train, mode=mode):
+            if outcome.load_error:
+                err = outcome.load_error if isinstance(outcome.load_error, dict) else {}
+                return f"{label}: load_state_dict(strict=True) of weights in the spec's layout failed: " \
+                       f"{str(err.get('message', ''))[:200]}"
+            m = judged(make, state, train)
+            xt = torch.from_numpy(x).double()
+            with torch.no_grad():
+                expected = m(xt).numpy()
+            got = _output(outcome)
+            msg = check_tensor(got, expected.astype(x.dtype), "the output", tol=MODULE_TOL)
+            if msg is None:
+                return None
+            hint = ""
+            for text, alt in (alternatives(m, xt, train) if alternatives else ()):
+                try:
+                    with torch.no_grad():
+                        value = alt().numpy()
+                except Exception:  # noqa: BLE001  (a variant that does not apply)
+                    continue
+                if isinstance(got, np.ndarray) and value.shape == got.shape and rel_error(got, value) <= MODULE_TOL:
+                    hint = f"; it matches {text}"
+                    break
+            return f"{label} with given weights, in {mode}: {msg}{hint}"
+        add(group, f"{label} with given weights, in {mode}", values, inputs=[x], state=state, train=train)
+    return cases
+
+
+def twin_training_mode(problem: Problem, twin: ModuleSpec, args: tuple, x: np.ndarray, draw: Draw,
+                       kwargs=None) -> list[Case]:
+    """The student's module with its torchvision twin's weights, in training mode."""
+    return against(problem, lambda: build(twin), args, x, draw, groups=("training mode",), kwargs=kwargs)
+
+
+def heavy(cases: list[Case]) -> list[Case]:
+    for case in cases:
+        case.heavy = True
+    return cases
+
+
+def layout(problem: Problem, group: str, twin: ModuleSpec, *args, **kwargs) -> Case:
+    """One build of a full-size ``problem.name(*args, **kwargs)``: parameter count, ``state_dict``
+    keys and shapes equal its torchvision twin's (found on the meta device)."""
+    label = call_text(problem.name, args, kwargs)
+    with torch.device("meta"):
+        twin_model = build(twin)
+    count = sum(p.numel() for p in twin_model.parameters())
+    shapes = {k: tuple(v.shape) for k, v in twin_model.state_dict().items()}
+    name = twin.path.rsplit(".", 1)[-1]
+
+    def check(outcome):
+        facts = _facts(outcome)
+        got = facts.get("num_params")
+        if got != count:
+            return f"{label} has {got} parameters; torchvision's {name} has {count:,}"
+        state = {k: tuple(v) for k, v in (facts.get("state_shapes") or {}).items()}
+        missing, extra = sorted(set(shapes) - set(state)), sorted(set(state) - set(shapes))
+        if missing or extra:
+            return f"{label}: state_dict keys differ from torchvision's {name}: missing {missing[:4]}, " \
+                   f"unexpected {extra[:4]}"
+        wrong = [k for k in shapes if state[k] != shapes[k]]
+        return f"{label}: {wrong[0]} has shape {fmt_shape(state[wrong[0]])}, torchvision's has " \
+               f"{fmt_shape(shapes[wrong[0]])}" if wrong else None
+    case = module(problem, group, f"parameters and state_dict of {label}", check, *args, **kwargs)
+    case.heavy = True
+    return case
+
+
+def downsample(cin: int, cout: int, stride: int):
+    """torchvision's projection shortcut, or None when the shape is kept."""
+    if stride == 1 and cin == cout:
+        return None
+    return nn("Sequential", nn("Conv2d", cin, cout, 1, stride=stride, bias=False), nn("BatchNorm2d", cout))
+
+
+def _x(draw: Draw, n: int, c: int, low: int = 5, high: int = 12) -> np.ndarray:
+    return draw.normal((n, c, draw.int(low, high), draw.int(low, high)), np.float32)
+
+
+CONTRACT_HINTS = """
+    output shape: check the output size on odd inputs: a 3x3 conv with padding 1 keeps the size at stride 1, and a
+        stride-2 layer gives floor((H - 1) / 2) + 1.
+    parameters: count the weights of every layer: convs followed by BatchNorm have no bias, and a projection
+        shortcut adds a 1x1 conv and a BatchNorm only when the shape changes.
+    state_dict: name the layers as torchvision does (conv1, bn1, ..., downsample as an nn.Sequential of the 1x1 conv
+        and its BatchNorm) so that torchvision's weights load by name.
+    torchvision weights: with torchvision's weights loaded (strict=True) the outputs must be torchvision's in eval
+        mode: the order of the layers, where the stride sits, and where the ReLUs and the addition happen all matter.
+    submodules: use torch.nn layers as attributes (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.Sequential), with
+        torchvision's names.
+    training mode: in training mode BatchNorm normalises with the batch's statistics: use nn.BatchNorm2d layers and
+        let model.train() switch them (never call .eval() on them inside the block)."""
+
+
+def _hints(*tables: str):
+    """One hint table from several (each dedented on its own)."""
+    return hints("\n".join(textwrap.dedent(t).strip("\n") for t in tables))
+
+
+# ----------------------------------------------------------------------------- GoogLeNet
+class InceptionModule(Problem):
+    name = "InceptionModule"
+    groups = hints("""
+        output shape: every branch keeps the spatial size (a k x k conv needs padding (k - 1) / 2, the max pool stride 1
+            and padding 1), and the branches are concatenated on the channel axis.
+        parameters: four branches: 1x1; 1x1 then 3x3; 1x1 then a real 5x5; 3x3 max pool then 1x1; every conv with
+            its bias (no BatchNorm).
+        state_dict: four nn.Sequential named branch1 to branch4, holding their layers in the order of the spec (the
+            pool first in branch4), so that weights in that layout load by name.
+        outputs: every conv is followed by a ReLU, and the branches are concatenated in the order 1, 2, 3, 4.""")
+
+    def cases(self, draw: Draw):
+        cases = []
+        for _ in range(2):
+            args = (draw.int(3, 7), *draw.distinct(list(range(2, 9)), 6))
+            x = _x(draw, draw.int(1, 3), args[0])
+            cases += against(self, lambda args=args: ref.InceptionModule(*args), args, x, draw,
+                             groups=MODULE_GROUPS[:4], alternatives=self.alternatives)
+        return cases
+
+    @staticmethod
+    def alternatives(m, x, train):
+        branches = [m.branch1(x), m.branch2(x), m.branch3(x), m.branch4(x)]
+        return [("the branches concatenated in another order (the spec's order is 1x1, 3x3, 5x5, pool)",
+                 lambda: torch.cat(branches[::-1], 1)),
+                ("the branches concatenated in another order (the spec's order is 1x1, 3x3, 5x5, pool)",
+                 lambda: torch.cat([branches[1], branches[0], branches[2], branches[3]], 1))]
+
+
+class AuxClassifier(Problem):
+    name = "AuxClassifier"
+    groups = hints("""
+        output shape: the classifier maps a feature map of any size to (N, num_classes): pool to 4x4 first, whatever
+            the input size.
+        parameters: pool (4x4, adaptive), 1x1 conv to 128 channels, Linear(128 * 4 * 4, 1024), Linear(1024,
+            num_classes), with biases.
+        state_dict: name the layers pool, conv, fc1, dropout, fc2, as the spec does.
+        outputs: in eval mode: pool, conv, ReLU, flatten, fc1, ReLU, (dropout does nothing), fc2.
+        dropout: in training mode dropout (p = 0.7) zeroes activations at random, so two passes over the same input
+            differ; in eval mode it must do nothing. Use nn.Dropout, which follows model.train() and model.eval().""")
+
+    def cases(self, draw: Draw):
+        cases = []
+        for size in ((draw.int(4, 8), draw.int(9, 16)), (14, 14)):
+            args = (draw.int(3, 9), draw.int(3, 12))
+            x = draw.normal((draw.int(1, 4), args[0], *size), np.float32)
+            cases += against(self, lambda args=args: ref.AuxClassifier(*args), args, x, draw,
+                             groups=MODULE_GROUPS[:4])
+        args = (draw.int(3, 9), draw.int(3, 12))
+        x = draw.normal((3, args[0], 8, 8), np.float32)
+        label = f"{call_text(self.name, args)} in training mode, twice on the same input"
+
+        def random_in_training(outcome):
+            a, b = _output(outcome, 0), _output(outcome, 1)
+            if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape):
+                return f"{label}: the outputs could not be recorded"
+            return None if rel_error(a, b) > 1e-4 else f"{label}: both passes gave the same output: no dropout " \
+                                                      "is active in training mode"
+        cases.append(module(self, "dropout", label, random_in_training, *args, inputs=[x, x], train=True))
+        label2 = f"{call_text(self.name, args)} in eval mode, twice on the same input"
+
+        def fixed_in_eval(outcome):
+            a, b = _output(outcome, 0), _output(outcome, 1)
+            if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape):
+                return f"{label2}: the outputs could not be recorded"
+            return None if rel_error(a, b) == 0 else f"{label2}: the two passes differ: dropout must be off in eval mode"
+        cases.append(module(self, "dropout", label2, fixed_in_eval, *args, inputs=[x, x], train=False))
+        return cases
+
+
+def _googlenet_loss(main_logits, aux_logits, target, aux_weight=0.3):
+    return ref.googlenet_loss(main_logits, [torch.from_numpy(np.array(a)) for a in aux_logits], target, aux_weight)
+
+
+class GoogLeNetLoss(Problem):
+    name = "googlenet_loss"
+    groups = hints("""
+        main only: with no auxiliary logits (an empty list) the loss is the mean cross-entropy of the main logits.
+        auxiliary losses: each auxiliary classifier adds its own mean cross-entropy, weighted by aux_weight, to the
+            main loss: a weighted sum, not an average over the classifiers.
+        aux_weight: aux_weight scales the auxiliary terms only, never the main one; use the argument, not a constant.
+        backward: build the loss from differentiable operations so that the gradient reaches the main logits.""")
+
+    def cases(self, draw: Draw):
+        def add(group, n_aux, weight=None, grad=False):
+            n, k = draw.int(3, 9), draw.int(3, 11)
+            main = draw.normal((n, k), np.float64, 2.0)
+            aux = [draw.normal((n, k), np.float64, 2.0) for _ in range(n_aux)]
+            target = draw.rng.integers(0, k, n).astype(np.int64)
+            kwargs = {} if weight is None else {"aux_weight": weight}
+            label = f"{'gradients of ' if grad else ''}googlenet_loss(main_logits of shape {fmt_shape((n, k))}, " \
+                    f"{n_aux} auxiliary logits, target" + (f", aux_weight={weight}" if weight is not None else "") + ")"
+            if grad:
+                return self.backward(draw, label, main, aux, target, **kwargs)
+            return tensor(self, group, _googlenet_loss, main, aux, target, label=label,
+                          alternatives=self.alternatives, **kwargs)
+        return [add("main only", 0), add("main only", 0, 0.5),
+                add("auxiliary losses", 2), add("auxiliary losses", 1), add("auxiliary losses", 3),
+                add("aux_weight", 2, draw.choice([0.1, 0.5, 1.0])), add("aux_weight", 1, draw.choice([0.2, 0.7])),
+                add("backward", 2, grad=True), add("backward", 0, grad=True)]
+
+    def backward(self, draw: Draw, label: str, main, aux, target, **kwargs) -> Case:
+        """The gradient reaching main_logits for a random scalar output gradient (a 0-d tensor)."""
+        grad_output = np.asarray(draw.normal((1,))[0])
+        request = call(self.name, torch.from_numpy(main.copy()).requires_grad_(True), aux, target, **kwargs)
+        request["grad"] = {"grad_output": grad_output, "wrt": [0]}
+
+        def check(outcome: Outcome):
+            leaf = torch.from_numpy(main.copy()).requires_grad_(True)
+            out = _googlenet_loss(leaf, aux, torch.from_numpy(target), **kwargs)
+            msg = check_tensor(outcome.value, out.detach().numpy(), "the output")
+            if msg:
+                return f"{label}: {msg}"
+            if outcome.grad_error:
+                err = outcome.grad_error if isinstance(outcome.grad_error, dict) else {}
+                return f"{label}: backward raised {err.get('type')}: {str(err.get('message', ''))[:150]}"
+            expected, = torch.autograd.grad(out, leaf, torch.from_numpy(grad_output))
+            got = (outcome.grads if isinstance(outcome.grads, dict) else {}).get("0")
+            if got is None:
+                return f"{label}: no gradient reached main_logits (is the loss still connected to it?)"
+            msg = check_tensor(got, expected.numpy(), "the gradient for main_logits")
+            return f"{label}: {msg}" if msg else None
+        return Case(request, check, label, "backward")
+
+    @staticmethod
+    def alternatives(targs, tkwargs):
+        import torch.nn.functional as F
+        main, aux, target = targs
+        w = tkwargs.get("aux_weight", 0.3)
+        aux = [torch.from_numpy(np.array(a)) for a in aux]
+        ce = [F.cross_entropy(a, target) for a in aux]
+        return [("the auxiliary losses averaged instead of summed",
+                 lambda: (F.cross_entropy(main, target) + w * sum(ce) / len(ce)).detach()),
+                ("aux_weight applied to the main loss too",
+                 lambda: (w * (F.cross_entropy(main, target) + sum(ce))).detach()),
+                ("the auxiliary losses not weighted by aux_weight",
+                 lambda: (F.cross_entropy(main, target) + sum(ce)).detach()),
+                ("summed cross-entropies over the batch instead of means",
+                 lambda: (F.cross_entropy(main, target, reduction="sum")
+                          + w * sum(F.cross_entropy(a, target, reduction="sum") for a in aux)).detach())]
+
+
+# ----------------------------------------------------------------------------- ResNet blocks
+def _basic_twin(cin, cout, stride):
+    return spec(f"{TV}.resnet.BasicBlock", cin, cout, stride, downsample(cin, cout, stride))
+
+
+def _bottleneck_twin(cin, mid, stride):
+    return spec(f"{TV}.resnet.Bottleneck", cin, mid, stride, downsample(cin, 4 * mid, stride))
+
+
+def _block_shapes(draw: Draw, c: int):
+    """(in, out, stride) for: the identity, a stride, a channel change, both."""
+    return [(c, c, 1), (c, c, 2), (c, c + draw.int(1, 5), 1), (c, 2 * c, 2)]
+
+
+class BasicBlock(Problem):
+    name = "BasicBlock"
+    groups = _hints(CONTRACT_HINTS, f"""
+        trains on digits [2]: a small residual net of your blocks (a conv stem, BasicBlock({DIGITS_WIDTH},
+            {DIGITS_WIDTH}), BasicBlock({DIGITS_WIDTH}, {2 * DIGITS_WIDTH}, 2), global pooling and a linear layer)
+            trained with {DIGITS_BUDGET.describe()} on the digits should reach {DIGITS_BAR:.0%} held-out accuracy.
+            Check that the block learns: both convs, both BatchNorms, the shortcut added before the last ReLU.
+        degradation [2]: a stack of {DEEP_BLOCKS} of your blocks should end with a clearly lower training loss than
+            the same stack without shortcuts (plain conv-BN-ReLU layers), trained alike ({DEEP_BUDGET.describe()}).
+            The identity shortcut is what lets the deep residual net train: add x itself (untouched, no ReLU on it)
+            to the branch's output, then apply the ReLU.""")
+
+    def cases(self, draw: Draw):
+        cases = []
+        for cin, cout, stride in _block_shapes(draw, draw.int(3, 7)):
+            twin = _basic_twin(cin, cout, stride)
+            x = _x(draw, draw.int(1, 3), cin)
+            cases += contract(self, ref.BasicBlock, twin, cin, cout, stride, input_shape=x.shape, draw=draw)
+            cases += twin_training_mode(self, twin, (cin, cout, stride), _x(draw, 3, cin), draw)
+        return cases + [self.trains(), self.degradation()]
+
+    def trains(self):
+        data = _digits()
+        w = DIGITS_WIDTH
+        label = f"conv stem, BasicBlock({w}, {w}), BasicBlock({w}, {2 * w}, 2), pooling and a linear layer trained " \
+                f"on the digits ({len(data.y_train)} images), tested on {len(data.y_test)} held-out ones"
+        return training_case("trains on digits", label, "classify", {"model": residual_digits_net()},
+                             {"x_train": data.x_train, "y_train": data.y_train, "x_eval": data.x_test},
+                             DIGITS_BUDGET, accuracy_at_least(data.y_test, DIGITS_BAR))
+
+    def degradation(self):
+        data = _digits()
+        plain, residual = plain_and_residual()
+        label = f"{DEEP_BLOCKS} BasicBlock({DEEP_WIDTH}, {DEEP_WIDTH}) against the same {2 * DEEP_BLOCKS} conv " \
+                "layers without shortcuts, trained on the digits from the same seed"
+        return training_case("degradation", label, "classify", {"plain": plain, "residual": residual},
+                             {"x_train": data.x_train, "y_train": data.y_train, "x_eval": data.x_test[:8]},
+                             DEEP_BUDGET, lower_train_loss("residual", "plain", DEEP_MARGIN))
+
+
+class Bottleneck(Problem):
+    name = "Bottleneck"
+    groups = _hints(CONTRACT_HINTS.replace("a 3x3 conv with padding 1", "the 1x1 convs keep the size, the 3x3 "
+                                           "(padding 1) carries the stride"))
+
+    def cases(self, draw: Draw):
+        cases = []
+        mid = draw.int(2, 5)
+        for cin, stride in ((4 * mid, 1), (4 * mid, 2), (draw.int(3, 9), 1), (draw.int(3, 9), 2)):
+            twin = _bottleneck_twin(cin, mid, stride)
+            x = _x(draw, draw.int(1, 3), cin)
+            cases += contract(self, ref.Bottleneck, twin, cin, mid, stride, input_shape=x.shape, draw=draw)
+            cases += twin_training_mode(self, twin, (cin, mid, stride), _x(draw, 3, cin), draw)
+        return cases
+
+
+class PreActBlock(Problem):
+    name = "PreActBlock"
+    groups = hints("""
+        output shape: the convs follow the BasicBlock's sizes: 3x3 with padding 1, the first with the stride.
+        parameters: two 3x3 convs without bias, a BatchNorm before each (the first over the input's channels), and a
+            1x1 conv (no BatchNorm after it) as the shortcut only when the shape changes.
+        state_dict: name the layers bn1, conv1, bn2, conv2 and downsample (an nn.Sequential holding the 1x1 conv) as
+            the spec does.
+        outputs: pre-activation: BN and ReLU come before each conv, nothing after the addition; the identity path is
+            x itself, and a projection is applied to the pre-activated input relu(bn1(x)).
+        training mode: in training mode BatchNorm normalises with the batch's statistics: use nn.BatchNorm2d layers.""")
+
+    def cases(self, draw: Draw):
+        cases = []
+        for cin, cout, stride in _block_shapes(draw, draw.int(3, 7)):
+            x = _x(draw, draw.int(2, 4), cin)
+            cases += against(self, lambda a=(cin, cout, stride): ref.PreActBlock(*a), (cin, cout, stride), x, draw,
+                             alternatives=self.alternatives)
+        return cases
+
+    @staticmethod
+    def alternatives(m, x, train):
+        import torch.nn.functional as F
+        a = F.relu(m.bn1(x))
+        short = x if m.downsample is None else m.downsample(a)
+        branch = m.conv2(F.relu(m.bn2(m.conv1(a))))
+        return [("a ReLU after the addition (a pre-activation block adds and stops)",
+                 lambda: F.relu(branch + short)),
+                ("the projection applied to x instead of the pre-activated relu(bn1(x))",
+                 lambda: branch + (x if m.downsample is None else m.downsample(x)))]
+
+
+class ResNet(Problem):
+    name = "resnet"
+    groups = hints("""
+        torchvision layout: the stem (7x7 conv stride 2, BN, ReLU, 3x3 max pool stride 2), four stages of 64, 128,
+            256, 512 channels (times 4 for bottlenecks) with [2, 2, 2, 2], [3, 4, 6, 3] or [3, 4, 23, 3] blocks, then
+            pooling and fc: count the parameters against torchvision's, with its names (conv1, bn1, layer1.0.conv1,
+            ..., fc).
+        torchvision weights: with torchvision's weights loaded the outputs must be torchvision's: the first block of
+            stages 2 to 4 has stride 2; the model ends with average pooling to 1x1, flatten and fc.
+        invalid depth [0.5]: only depths 18, 34, 50 and 101 exist here: raise ValueError for any other.""")
+
+    def cases(self, draw: Draw):
+        classes = draw.int(3, 12)
+        cases = [layout(self, "torchvision layout", spec(f"{TV}.resnet{d}"), d) for d in (18, 34, 50, 101)]
+        for depth in (18, 50):
+            twin = spec(f"{TV}.resnet{depth}", num_classes=classes)
+            cases += heavy(contract(self, ref.resnet, twin, depth, input_shape=(2, 3, 33, 37), draw=draw,
+                                    groups=("torchvision weights",), num_classes=classes))
+        return cases + [raises(self, "invalid depth", d) for d in draw.distinct([16, 20, 32, 48, 152, 0], 2)]
+
+
+# ----------------------------------------------------------------------------- ResNeXt
+#: (in, out, cardinality, bottleneck_width, stride, torchvision planes, base_width): torchvision's Bottleneck
+#: has width int(planes * base_width / 64) * groups = cardinality * bottleneck_width and 4 * planes outputs.
+RESNEXT_SHAPES = [(16, 16, 2, 2, 1), (8, 16, 4, 2, 1), (16, 32, 4, 2, 2), (16, 16, 4, 4, 2), (12, 32, 8, 1, 1),
+                  (32, 32, 4, 4, 1), (16, 64, 8, 2, 2)]
+
+
+def _resnext_twin(cin, cout, card, width, stride):
+    planes = cout // 4
+    base = 64 * width // planes
+    assert int(planes * (base / 64.0)) == width
+    return spec(f"{TV}.resnet.Bottleneck", cin, planes, stride, downsample(cin, cout, stride), groups=card,
+                base_width=base)
+
+
+class ResNeXtBlock(Problem):
+    name = "ResNeXtBlock"
+    groups = _hints(CONTRACT_HINTS.replace(
+        "count the weights of every layer:", "the 3x3 conv is grouped (groups=cardinality: each of its weights sees "
+        "width / cardinality input channels), the inner width is cardinality * bottleneck_width;"))
+
+    def cases(self, draw: Draw):
+        cases = []
+        for cin, cout, card, width, stride in draw.distinct(RESNEXT_SHAPES, 3):
+            twin = _resnext_twin(cin, cout, card, width, stride)
+            args = (cin, cout, card, width, stride)
+            x = _x(draw, draw.int(1, 3), cin)
+            cases += contract(self, ref.ResNeXtBlock, twin, *args, input_shape=x.shape, draw=draw)
+            cases += twin_training_mode(self, twin, args, _x(draw, 3, cin), draw)
+        return cases
+
+
+class ResNeXt50(Problem):
+    name = "resnext50_32x4d"
+    groups = hints("""
+        torchvision layout: ResNet-50's stem, stages and head, with ResNeXt blocks of cardinality 32 whose inner
+            width doubles at every stage (128, 256, 512, 1024) and whose outputs are 256, 512, 1024 and 2048 channels:
+            parameters and names as torchvision's resnext50_32x4d.
+        torchvision weights: with torchvision's weights loaded the outputs must be torchvision's: stride 2 in the
+            first block of stages 2 to 4, on its grouped 3x3 conv.""")
+
+    def cases(self, draw: Draw):
+        classes = draw.int(3, 12)
+        twin = spec(f"{TV}.resnext50_32x4d", num_classes=classes)
+        return [layout(self, "torchvision layout", spec(f"{TV}.resnext50_32x4d"))] + heavy(contract(
+            self, ref.resnext50_32x4d, twin, input_shape=(1, 3, 33, 35), draw=draw, groups=("torchvision weights",),
+            num_classes=classes))
+
+
+# ----------------------------------------------------------------------------- DenseNet
+DENSE_HINTS = """
+    output shape: a dense layer returns only its growth_rate new channels and keeps the spatial size (3x3 conv,
+        padding 1); a dense block returns its input and every layer's new channels, concatenated; a transition halves
+        the size (2x2 average pool, stride 2, floor).
+    parameters: BN-ReLU-1x1 conv to bn_size * growth_rate channels, then BN-ReLU-3x3 conv to growth_rate channels,
+        no conv biases; layer i of a block sees in_channels + (i - 1) * growth_rate channels.
+    state_dict: use torchvision's names: norm1, relu1, conv1, norm2, relu2, conv2 in a layer; denselayer1,
+        denselayer2, ... in a block; norm, relu, conv, pool in a transition.
+    torchvision weights: with torchvision's weights loaded the outputs must be torchvision's in eval mode:
+        BatchNorm and ReLU come before each conv (pre-activation), and a block concatenates on the channel axis in
+        the order input, layer 1, layer 2, ...
+    submodules: use torch.nn layers as attributes (nn.BatchNorm2d, nn.ReLU, nn.Conv2d, nn.AvgPool2d).
+    training mode: in training mode BatchNorm normalises with the batch's statistics: use nn.BatchNorm2d layers."""
+
+
+def _dense_layer_twin(cin, growth, bn_size):
+    return spec(f"{TV}.densenet._DenseLayer", cin, growth, bn_size, 0.0)
+
+
+class DenseLayer(Problem):
+    name = "DenseLayer"
+    groups = _hints(DENSE_HINTS)
+
+    def cases(self, draw: Draw):
+        cases = []
+        for bn_size in (4, draw.choice([1, 2, 3])):
+            cin, growth = draw.int(3, 12), draw.int(2, 7)
+            twin = _dense_layer_twin(cin, growth, bn_size)
+            kwargs = {} if bn_size == 4 else {"bn_size": bn_size}
+            x = _x(draw, draw.int(1, 3), cin)
+            cases += contract(self, ref.DenseLayer, twin, cin, growth, input_shape=x.shape, draw=draw, **kwargs)
+            cases += twin_training_mode(self, twin, (cin, growth), _x(draw, 3, cin), draw, kwargs=kwargs)
+        return cases
+
+
+class DenseBlock(Problem):
+    name = "DenseBlock"
+    groups = _hints(DENSE_HINTS.split("\n    submodules:")[0], "training mode:" +
+                    DENSE_HINTS.split("\n    training mode:")[1])
+
+    def cases(self, draw: Draw):
+        cases = []
+        for layers, bn_size in ((draw.int(2, 5), 4), (draw.int(1, 4), draw.choice([1, 2]))):
+            cin, growth = draw.int(3, 10), draw.int(2, 6)
+            twin = spec(f"{TV}.densenet._DenseBlock", layers, cin, bn_size, growth, 0.0)
+            kwargs = {} if bn_size == 4 else {"bn_size": bn_size}
+            x = _x(draw, draw.int(1, 3), cin)
+            cases += contract(self, ref.DenseBlock, twin, layers, cin, growth, input_shape=x.shape, draw=draw,
+                              groups=("output shape", "parameters", "state_dict", "torchvision weights"), **kwargs)
+            cases += twin_training_mode(self, twin, (layers, cin, growth), _x(draw, 3, cin), draw, kwargs=kwargs)
+        return cases
+
+
+class Transition(Problem):
+    name = "Transition"
+    groups = _hints(DENSE_HINTS)
+
+    def cases(self, draw: Draw):
+        cases = []
+        for _ in range(2):
+            cin = draw.int(4, 16)
+            cout = draw.int(2, cin)
+            twin = spec(f"{TV}.densenet._Transition", cin, cout)
+            x = draw.normal((draw.int(1, 3), cin, draw.odd(5, 12), draw.int(5, 12)), np.float32)
+            cases += contract(self, ref.Transition, twin, cin, cout, input_shape=x.shape, draw=draw)
+            cases += twin_training_mode(self, twin, (cin, cout), _x(draw, 3, cin), draw)
+        return cases
+
+
+class DenseNet121(Problem):
+    name = "densenet121"
+    groups = hints("""
+        torchvision layout: features = stem (conv0, norm0, relu0, pool0), dense blocks of 6, 12, 24 and 16 layers
+            (growth 32, bn_size 4) with a transition halving the channels between them, and norm5; then the
+            classifier: parameters and names as torchvision's densenet121.
+        torchvision weights: with torchvision's weights loaded the outputs must be torchvision's: after the features
+            come a ReLU, global average pooling, flatten and the classifier.""")
+
+    def cases(self, draw: Draw):
+        classes = draw.int(3, 12)
+        twin = spec(f"{TV}.densenet121", num_classes=classes)
+        return [layout(self, "torchvision layout", spec(f"{TV}.densenet121"))] + heavy(contract(
+            self, ref.densenet121, twin, input_shape=(1, 3, 33, 35), draw=draw, groups=("torchvision weights",),
+            num_classes=classes))
+
+
+# ----------------------------------------------------------------------------- SENet
+class SEBlock(Problem):
+    name = "SEBlock"
+    groups = hints("""
+        output shape: the block rescales its input: the output has the input's shape.
+        parameters: squeeze to channels // reduction with a first FC layer, back to channels with a second, both with
+            biases (1x1 convs on the pooled (N, C, 1, 1) tensor are FC layers).
+        state_dict: name the layers avgpool, fc1, fc2, activation and scale_activation (torchvision's
+            SqueezeExcitation), fc1 and fc2 as 1x1 nn.Conv2d.
+        outputs: one gate per channel and sample, computed from the globally averaged input: pool, FC, ReLU, FC,
+            sigmoid (each gate in (0, 1), independently of the others), then x times its channel's gate at every
+            position.""")
+
+    def cases(self, draw: Draw):
+        cases = []
+        for reduction in (None, draw.choice([2, 4, 8])):
+            channels = (reduction or 16) * draw.int(1, 4)
+            kwargs = {} if reduction is None else {"reduction": reduction}
+            x = draw.normal((draw.int(2, 4), channels, draw.int(3, 8), draw.int(3, 8)), np.float32, 2.0)
+            cases += against(self, lambda c=channels, k=kwargs: ref.SEBlock(c, **k), (channels,), x, draw,
+                             groups=MODULE_GROUPS[:4], kwargs=kwargs, alternatives=self.alternatives)
+        return cases
+
+    @staticmethod
+    def alternatives(m, x, train):
+        pooled = m.avgpool(x)
+        inner = m.fc2(torch.relu(m.fc1(pooled)))
+        return [("the gate without its sigmoid", lambda: x * inner),
+                ("a softmax over the channels in place of the sigmoid", lambda: x * torch.softmax(inner, 1)),
+                ("a gate for every position (no global average pooling)",
+                 lambda: x * torch.sigmoid(m.fc2(torch.relu(m.fc1(x))))),
+                ("the gate itself, not the rescaled input", lambda: torch.sigmoid(inner).expand_as(x))]
+
+
+class SEBasicBlock(Problem):
+    name = "SEBasicBlock"
+    groups = hints("""
+        output shape: the block's sizes are BasicBlock's: 3x3 convs with padding 1, the first with the stride.
+        parameters: BasicBlock's layers (and projection exactly when the shape changes) plus an SEBlock over the
+            output channels.
+        state_dict: BasicBlock's names (conv1, bn1, conv2, bn2, downsample) plus se, an SEBlock.
+        outputs: the SE gate rescales the residual branch (after bn2) before the shortcut is added; then the ReLU.
+        training mode: in training mode BatchNorm normalises with the batch's statistics: use nn.BatchNorm2d layers.""")
+
+    def cases(self, draw: Draw):
+        cases = []
+        for (cin, cout, stride), reduction in zip(_block_shapes(draw, 8), (4, 2, 4, 8)):
+            cout = max(cout, reduction)
+            x = _x(draw, draw.int(2, 4), cin)
+            args = (cin, cout, stride)
+            cases += against(self, lambda a=args, r=reduction: ref.SEBasicBlock(*a, reduction=r), args, x, draw,
+                             kwargs={"reduction": reduction}, alternatives=self.alternatives)
+        return cases
+
+    @staticmethod
+    def alternatives(m, x, train):
+        identity = x if m.downsample is None else m.downsample(x)
+        branch = m.bn2(m.conv2(m.relu(m.bn1(m.conv1(x)))))
+        return [("the SE gate applied after the addition", lambda: torch.relu(m.se(branch + identity))),
+                ("the SE gate applied after the final ReLU", lambda: m.se(torch.relu(branch + identity)))]
+
+
+# ----------------------------------------------------------------------------- EfficientNet
+#: EfficientNet-B0's stage widths and depths, and (width, depth) multipliers of B0..B7.
+B0_WIDTHS = (32, 16, 24, 40, 80, 112, 192, 320, 1280)
+B0_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
+B_MULTS = ((1.0, 1.0), (1.0, 1.1), (1.1, 1.2), (1.2, 1.4), (1.4, 1.8), (1.6, 2.2), (1.8, 2.6), (2.0, 3.1))
+
+
+def _close(got, expected: tuple, label: str) -> str | None:
+    if not isinstance(got, (tuple, list)) or len(got) != 3 or \
+            not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in got):
+        return f"{label} should return three numbers (depth, width, resolution) but returned {describe(got)}"
+    for what, g, e in zip(("depth", "width", "resolution"), got, expected):
+        if not abs(g - e) <= 1e-9 * max(1.0, abs(e)):
+            return f"{label}: the {what} multiplier {g:.4g} is not right"
+    return None
+
+
+class EfficientNetScaling(Problem):
+    name = "efficientnet_scaling"
+    groups = hints("""
+        default coefficients: compound scaling raises each coefficient to the power phi: depth alpha ** phi, width
+            beta ** phi, resolution gamma ** phi, returned in that order.
+        other coefficients: use the alpha, beta and gamma given as arguments.""")
+
+    def cases(self, draw: Draw):
+        def case(group, phi, **kwargs):
+            expected = ref.efficientnet_scaling(phi, **kwargs)
+            label = call_text(self.name, (phi,), kwargs)
+            return Case(call(self.name, phi, **kwargs), lambda o: _close(o.value, expected, label), label, group)
+        phis = draw.distinct(list(range(8)), 3)
+        return [case("default coefficients", p) for p in phis + [0]] + \
+            [case("other coefficients", draw.int(1, 6), alpha=draw.choice([1.1, 1.3, 1.4]),
+                  beta=draw.choice([1.05, 1.15, 1.2]), gamma=draw.choice([1.1, 1.25])) for _ in range(2)]
+
+
+class RoundFilters(Problem):
+    name = "round_filters"
+    groups = hints("""
+        B0 to B7 widths: scale the channels, then round to the nearest multiple of the divisor (halves round up:
+            add divisor / 2 before flooring to a multiple), as EfficientNet's reference code does.
+        90% rule: when rounding to the nearest multiple lands below 90% of the scaled channels, add one more divisor:
+            no layer may lose more than 10% of its width.
+        minimum: never return fewer than divisor channels (a layer must keep at least one group of channels).
+        divisor: use the divisor given: the rounding is to its multiples.""")
+
+    def cases(self, draw: Draw):
+        (w1, _), (w2, _) = draw.distinct(B_MULTS[1:], 2)
+        table = [("B0 to B7 widths", 1, lambda: {"filters": draw.choice(B0_WIDTHS), "width_mult": 1.0}),
+                 ("B0 to B7 widths", 3, lambda: {"filters": draw.choice(B0_WIDTHS), "width_mult": w1}),
+                 ("B0 to B7 widths", 3, lambda: {"filters": draw.choice(B0_WIDTHS), "width_mult": w2}),
+                 ("90% rule", 1, lambda: {"filters": draw.choice([11, 19, 27]), "width_mult": 1.0}),
+                 ("90% rule", 1, lambda: {"filters": draw.choice([10, 18]), "width_mult": 1.1}),
+                 ("90% rule", 1, lambda: {"filters": 20, "width_mult": 1.0, "divisor": 16}),
+                 ("minimum", 1, lambda: {"filters": draw.int(1, 4), "width_mult": draw.choice([0.5, 1.0, 1.2])}),
+                 ("minimum", 1, lambda: {"filters": draw.int(2, 6), "width_mult": 1.0, "divisor": 16}),
+                 ("divisor", 1, lambda: {"filters": draw.choice([36, 52, 100]), "width_mult": draw.choice([1.4, 1.8]),
+                                         "divisor": draw.choice([4, 16])}),
+                 ("divisor", 1, lambda: {"filters": draw.int(30, 200), "width_mult": draw.choice([1.2, 2.0]),
+                                         "divisor": 32})]
+        return rows(self, ref.round_filters, table)
+
+
+class RoundRepeats(Problem):
+    name = "round_repeats"
+    groups = hints("""
+        B0 to B7 depths: scale the number of layers of a stage and round up: a stage never loses a layer.
+        exact products: when depth_mult * repeats is a whole number, keep it (rounding up adds nothing then); return an
+            int.""")
+
+    def cases(self, draw: Draw):
+        (_, d1), (_, d2) = draw.distinct(B_MULTS[1:], 2)
+        table = [("B0 to B7 depths", 3, lambda: {"repeats": draw.choice(B0_DEPTHS), "depth_mult": d1}),
+                 ("B0 to B7 depths", 3, lambda: {"repeats": draw.choice(B0_DEPTHS), "depth_mult": d2}),
+                 ("exact products", 1, lambda: {"repeats": draw.int(1, 6), "depth_mult": draw.choice([1.0, 2.0, 3.0])}),
+                 ("exact products", 1, lambda: {"repeats": 2 * draw.int(1, 4), "depth_mult": 1.5})]
+        return rows(self, ref.round_repeats, table)
+
+
+# ----------------------------------------------------------------------------- deformable conv
+def _conv_size(size, k, s, p, d):
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+class DeformConv2d(Problem):
+    name = "deform_conv2d"
+    banned_names = family_names("deformable")
+    banned_ops = family_ops("deformable")
+    groups = hints("""
+        zero offsets: with all offsets 0 every tap samples exactly the pixel a normal convolution would: the result
+            must be conv2d's, stride, padding and dilation included.
+        random offsets: tap k = i * kw + j of output (p, q) samples x at row p * stride - padding + i * dilation + dy
+            and column q * stride - padding + j * dilation + dx, with dy = offset[:, 2k] and dx = offset[:, 2k + 1],
+            by bilinear interpolation of its four neighbouring pixels.
+        outside the image: a neighbouring pixel outside the image counts as 0 (zero padding): do not clamp to the
+            border, and keep the neighbours that are inside.
+        stride, padding, dilation: the output size is a normal convolution's; stride, padding and dilation may be
+            pairs (rows, columns).
+        bias: bias (C_out,) is added to every output position; it may be None.
+        backward: build the sampling from differentiable operations (gather or indexing, floor only for the integer
+            corners): the gradient flows to x, to the offsets (through the bilinear weights) and to the weight.
+        float32: keep the input's dtype.""")
+
+    def cases(self, draw: Draw):
+        def add(group, stride=1, padding=0, dilation=1, kernel=(3, 3), offsets=1.0, bias=False, dtype=np.float64,
+                grad=False, integer=False):
+            n, c, cout = draw.int(1, 3), draw.int(1, 4), draw.int(1, 4)
+            (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, _pair(stride), _pair(padding), _pair(dilation)
+            h = max(draw.int(4, 9), dh * (kh - 1) + 1 - 2 * ph + 1)
+            w = max(draw.int(4, 9), dw * (kw - 1) + 1 - 2 * pw + 1)
+            ho, wo = _conv_size(h, kh, sh, ph, dh), _conv_size(w, kw, sw, pw, dw)
+            off = draw.normal((n, 2 * kh * kw, ho, wo), dtype, offsets)
+            if integer:
+                off = np.round(off).astype(dtype)
+            kwargs = {k: v for k, v in (("stride", stride), ("padding", padding), ("dilation", dilation))
+                      if v != (0 if k == "padding" else 1)}
+            if bias:
+                kwargs["bias"] = draw.normal((cout,), dtype)
+            gradients = {0: "x", 1: "offset", 2: "weight"} if grad else None
+            return tensor(self, group, ref.deform_conv2d, draw.normal((n, c, h, w), dtype),
+                          off, draw.normal((cout, c, kh, kw), dtype), grad=gradients, draw=draw,
+                          alternatives=self.alternatives, **kwargs)
+        return [add("zero offsets", offsets=0.0), add("zero offsets", stride=2, padding=1, offsets=0.0),
+                add("zero offsets", padding=(1, 2), dilation=(2, 1), offsets=0.0, kernel=(3, 2)),
+                add("random offsets"), add("random offsets", padding=1, offsets=1.5),
+                add("random offsets", padding=1, kernel=(2, 3), integer=True),
+                add("outside the image", padding=1, offsets=4.0), add("outside the image", offsets=3.0, kernel=(2, 2)),
+                add("stride, padding, dilation", stride=2, padding=1, dilation=2),
+                add("stride, padding, dilation", stride=(1, 2), padding=(2, 1), dilation=(1, 2), kernel=(3, 2)),
+                add("bias", padding=1, bias=True), add("bias", stride=2, bias=True, kernel=(1, 3)),
+                add("backward", padding=1, bias=True, grad=True),
+                add("backward", stride=2, padding=(1, 2), dilation=(2, 1), grad=True, offsets=2.0),
+                add("float32", padding=1, bias=True, dtype=np.float32)]
+
+    @staticmethod
+    def alternatives(targs, tkwargs):
+        x, offset, weight = targs[:3]
+        n, k2, ho, wo = offset.shape
+        swapped = offset.reshape(n, k2 // 2, 2, ho, wo).flip(2).reshape(n, k2, ho, wo)
+        rest = dict(tkwargs)
+        return [("the offsets read as (dx, dy) instead of (dy, dx)",
+                 lambda: ref.deform_conv2d(x, swapped, weight, **rest).detach())]
+
+
+PROBLEMS = [InceptionModule(), AuxClassifier(), GoogLeNetLoss(), BasicBlock(), Bottleneck(), PreActBlock(), ResNet(),
+            ResNeXtBlock(), ResNeXt50(), DenseLayer(), DenseBlock(), Transition(), DenseNet121(), SEBlock(),
+            SEBasicBlock(), EfficientNetScaling(), RoundFilters(), RoundRepeats(), DeformConv2d()]
