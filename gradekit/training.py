@@ -158,10 +158,22 @@ class _Context:
 
 # ----------------------------------------------------------------------- models
 def _build(ctx: _Context, desc: dict, run: str, seed: int, extra_kwargs: dict | None = None):
-    """A model from a student factory (``{"factory": name, ...}``) or a judge's ``{"spec": ...}``."""
+    """A model from a student factory (``{"factory": name, ...}``), a judge's ``{"spec": ...}``,
+    or ``{"sequential": [desc, ...]}``: an ``nn.Sequential`` of such parts, built in order
+    after one seeding (a network of the student's blocks between the judge's stem and head)."""
     import torch
 
     torch.manual_seed(seed)
+    if "sequential" in desc:
+        parts = [_part(ctx, part, run) for part in desc["sequential"]]
+        return _stage(ctx.stage("build", run), torch.nn.Sequential(*parts).to, ctx.device)
+    return _stage(ctx.stage("build", run), _part(ctx, desc, run, extra_kwargs).to, ctx.device)
+
+
+def _part(ctx: _Context, desc: dict, run: str, extra_kwargs: dict | None = None):
+    """One module of a ``_build`` description, built without seeding (on the CPU)."""
+    import torch
+
     if "spec" in desc:
         model = ctx.reader.decode(desc["spec"])
         name = "the grader's model"
@@ -174,7 +186,7 @@ def _build(ctx: _Context, desc: dict, run: str, seed: int, extra_kwargs: dict | 
     if not isinstance(model, torch.nn.Module):
         raise StudentError(ctx.stage("build", run),
                            TypeError(f"{name} returned {type(model).__name__}, not an nn.Module"))
-    return _stage(ctx.stage("build", run), model.to, ctx.device)
+    return model
 
 
 def _under(key: str, prefix: str) -> bool:

@@ -3,10 +3,11 @@
 A training case names the models (a student's factory or class: :func:`student`;
 or a module the judge specifies: :func:`fixed`), a recipe of
 :mod:`gradekit.training` (``classify``, ``distill``, ``transfer``, ``segment``), the
-data and a :class:`Budget`. The kernel trains on CUDA when it sees a GPU, else on
-the CPU within ``Budget.seconds``, and returns numbers only: loss curves, final
-training losses, logits or predicted labels on the evaluation inputs, the device
-and the seconds. The labels of the evaluation data stay here, in the verdict.
+data and a :class:`Budget` (:func:`sequential` chains such parts into one network).
+The kernel trains on CUDA when it sees a GPU, else on the CPU within
+``Budget.seconds``, and returns numbers only: loss curves, final training losses,
+logits or predicted labels on the evaluation inputs, the device and the seconds.
+The labels of the evaluation data stay here, in the verdict.
 
 ``check`` decodes the record into a :class:`TrainingResult`, answers a message when
 something is missing, malformed or non-finite, and otherwise hands the result to
@@ -81,6 +82,15 @@ def fixed(spec: ModuleSpec) -> dict:
     if not isinstance(spec, ModuleSpec):
         raise TypeError("fixed() takes a ModuleSpec")
     return {"spec": spec}
+
+
+def sequential(*parts: dict) -> dict:
+    """An ``nn.Sequential`` of :func:`student` and :func:`fixed` parts, built in the kernel in
+    order after one seeding: e.g. the student's blocks between a stem and a head the judge
+    specifies."""
+    if not parts or not all(isinstance(p, dict) and ("spec" in p or "factory" in p) for p in parts):
+        raise TypeError("sequential() takes student(...) and fixed(...) parts")
+    return {"sequential": list(parts)}
 
 
 # ------------------------------------------------------------------ results
