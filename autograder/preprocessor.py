@@ -483,6 +483,7 @@ class JudgedExecute(Execute):
         kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
         super().__init__(*args, **kwargs)
         self._run: dict | None = None
+        self.on_cell_start = self._on_cell_start
 
     # ---------------------------------------------------------------- kernel
     def create_kernel_manager(self):
@@ -497,6 +498,8 @@ class JudgedExecute(Execute):
         return km
 
     def output(self, outs, msg, display_id, cell_index):
+        """Record digests are taken out of the outputs and long outputs cut (nbclient has no
+        hook that can drop or change an output, hence this override)."""
         run = self._run
         if run is not None:
             content = msg.get("content", {})
@@ -516,17 +519,26 @@ class JudgedExecute(Execute):
                 return None
         return super().output(outs, msg, display_id, cell_index)
 
-    def preprocess_cell(self, cell, resources, index):
+    def _on_cell_start(self, cell, cell_index):
+        """nbclient's ``on_cell_start`` hook: a test cell's cases are released and its old
+        records cleared just before it runs; the first code cell seals the run folder."""
         run = self._run
-        names = captured_names(cell.source) if run is not None and is_test_cell(cell) else []
-        for name in names:
+        if run is None:
+            return
+        for name in captured_names(cell.source) if is_test_cell(cell) else []:
             run["recordings"].clear(name)
             release_cases(name, *run["cases"])
-        started = time.monotonic()
-        if run is not None and cell.cell_type == "code":
+        if cell.cell_type == "code":
             if run["cells_started"] == 0:  # the kernel is up, its sockets bound
                 run["sandbox"].seal_rundir()
             run["cells_started"] += 1
+
+    def preprocess_cell(self, cell, resources, index):
+        """The records of a test cell are taken after it ran, whatever ended it (a timeout or a
+        dead kernel raise past nbclient's ``on_cell_executed`` hook, hence this override)."""
+        run = self._run
+        names = captured_names(cell.source) if run is not None and is_test_cell(cell) else []
+        started = time.monotonic()
         try:
             return super().preprocess_cell(cell, resources, index)
         finally:

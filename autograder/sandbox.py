@@ -692,7 +692,9 @@ class Sandbox:
             bwrap += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         else:
             bwrap += ["--unshare-user", "--disable-userns"]
-        bwrap += ["--ro-bind", "/usr", "/usr", *_root_links(), *self._etc_files(),
+        # /etc traversable by the kernel's user (bwrap would make it 0700): fontconfig, the
+        # resolver and the C library read the files bound below.
+        bwrap += ["--ro-bind", "/usr", "/usr", *_root_links(), "--perms", "0755", "--dir", "/etc", *self._etc_files(),
                   "--proc", "/proc", "--dev", "/dev",
                   "--perms", "1777", "--size", str(limits.tmp_size), "--tmpfs", "/dev/shm",
                   "--perms", "1777", "--size", str(limits.tmp_size), "--tmpfs", "/tmp",

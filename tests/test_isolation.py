@@ -255,6 +255,15 @@ def _graded(tmp_path: Path, cells: list[str], files: dict[str, str] | None = Non
 
 
 @needs_bwrap
+def test_a_figure_with_text_draws_without_noise_from_the_sandbox(tmp_path):
+    """matplotlib's font lookup reads /etc/fonts: nothing the student did may print to stderr."""
+    _, outputs = _graded(tmp_path, ["import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+                                    "fig = plt.figure()\nfig.text(0.1, 0.1, 'receptive field')\n"
+                                    "fig.savefig('figure.png')\nprint('drawn')"], timeout=120)
+    assert outputs[0] == "drawn\n", outputs[0]
+
+
+@needs_bwrap
 def test_kernel_sys_path_has_no_working_folder_and_submitted_code_does_not_run(tmp_path):
     ref = reference_definitions(A)["conv_output_size"]
     files = {"sitecustomize.py": "raise SystemExit('sitecustomize ran')\n",
