@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # nbgrader shells out to alembic: the environment's bin goes first on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: demo test env benchmark sync clean
+.PHONY: demo test env benchmark sync clean student-env student-lab
 
 demo: $(VENV)/.installed
 	$(PY) -m autograder.demo
@@ -22,6 +22,20 @@ $(VENV)/.installed: pyproject.toml scripts/bootstrap.sh
 
 benchmark: $(VENV)/.installed
 	$(PY) benchmarks/grading_overhead.py
+
+# The students' side: .venv-student (gradekit, coursedata, JupyterLab with nbgrader's
+# student extensions; no reference, no grader), and JupyterLab started on it in
+# $(STUDENT_HOME), whose Assignments tab lists the releases in $$CNN_COURSE_EXCHANGE.
+STUDENT_VENV ?= .venv-student
+STUDENT_HOME ?= student-home
+student-env: $(STUDENT_VENV)/.installed
+
+$(STUDENT_VENV)/.installed: student/pyproject.toml student/nbgrader_config.py scripts/student_env.sh
+	scripts/student_env.sh $(STUDENT_VENV)
+
+student-lab: $(STUDENT_VENV)/.installed
+	mkdir -p $(STUDENT_HOME)
+	cd $(STUDENT_HOME) && PATH=$(abspath $(STUDENT_VENV))/bin:$$PATH jupyter lab --ServerApp.ip=127.0.0.1
 
 # Copy solutions/ into the source notebooks' solution cells.
 sync: $(VENV)/.installed

@@ -23,6 +23,9 @@ c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this 
 here = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.root = here
 c.CourseDirectory.course_id = COURSE_ID
+# The exchange students fetch from and submit to (the same default as their environment's
+# config, student/nbgrader_config.py): $CNN_COURSE_EXCHANGE, else nbgrader's usual folder.
+c.Exchange.root = os.environ.get("CNN_COURSE_EXCHANGE", "/srv/nbgrader/exchange")
 # Generated and class data never go into a release.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".gradekit"]
 
