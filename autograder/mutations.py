@@ -115,7 +115,12 @@ def wrong_source(reference_module, text: str, name: str) -> tuple[str, Mutation]
 
 
 def define(reference_module, source: str, name: str):
-    """Execute ``source`` with the reference module's imports and return the object ``name``."""
-    namespace = {k: v for k, v in vars(reference_module).items() if inspect.ismodule(v)}
+    """Execute ``source`` with the reference module's imports and return the object ``name``.
+
+    The reference's other public definitions are there too, as a student's other graded
+    names are in the notebook (a wrong ``resnet`` builds the blocks it uses)."""
+    namespace = {k: v for k, v in vars(reference_module).items() if inspect.ismodule(v) or (
+        not k.startswith("_") and k != name and (inspect.isclass(v) or inspect.isfunction(v))
+        and getattr(v, "__module__", None) == reference_module.__name__)}
     exec(compile(source, f"<wrong {name}>", "exec"), namespace)  # noqa: S102  (the project's own corpus)
     return namespace[name]

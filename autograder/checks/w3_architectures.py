@@ -173,7 +173,7 @@ def against(problem: Problem, make, args: tuple, x: np.ndarray, draw: Draw, grou
             if outcome.load_error:
                 err = outcome.load_error if isinstance(outcome.load_error, dict) else {}
                 return f"{label}: load_state_dict(strict=True) of weights in the spec's layout failed: " \
-                       f"{str(err.get('message', ''))[:200]}"
+                       f"{' '.join(str(err.get('message', '')).split())[:200]}"
             m = judged(make, state, train)
             xt = torch.from_numpy(x).double()
             with torch.no_grad():
@@ -770,8 +770,10 @@ class EfficientNetScaling(Problem):
 class RoundFilters(Problem):
     name = "round_filters"
     groups = hints("""
-        B0 to B7 widths: scale the channels, then round to the nearest multiple of the divisor (halves round up:
-            add divisor / 2 before flooring to a multiple), as EfficientNet's reference code does.
+        B0 to B7 widths: scale the channels, then round to the nearest multiple of the divisor, as EfficientNet's
+            reference code does (neither up nor down).
+        halves: a value exactly halfway between two multiples rounds up: add divisor / 2, then floor to a multiple
+            (Python's round() sends halves to the even neighbour).
         90% rule: when rounding to the nearest multiple lands below 90% of the scaled channels, add one more divisor:
             no layer may lose more than 10% of its width.
         minimum: never return fewer than divisor channels (a layer must keep at least one group of channels).
@@ -780,6 +782,9 @@ class RoundFilters(Problem):
     def cases(self, draw: Draw):
         (w1, _), (w2, _) = draw.distinct(B_MULTS[1:], 2)
         table = [("B0 to B7 widths", 1, lambda: {"filters": draw.choice(B0_WIDTHS), "width_mult": 1.0}),
+                 ("B0 to B7 widths", 1, lambda: {"filters": draw.choice([16, 24, 32, 112, 192]), "width_mult": 1.1}),
+                 ("halves", 2, lambda: {"filters": draw.choice([52, 68, 84, 100]), "width_mult": 1.0}),
+                 ("halves", 1, lambda: {"filters": draw.choice([26, 42]), "width_mult": 2.0}),
                  ("B0 to B7 widths", 3, lambda: {"filters": draw.choice(B0_WIDTHS), "width_mult": w1}),
                  ("B0 to B7 widths", 3, lambda: {"filters": draw.choice(B0_WIDTHS), "width_mult": w2}),
                  ("90% rule", 1, lambda: {"filters": draw.choice([11, 19, 27]), "width_mult": 1.0}),
