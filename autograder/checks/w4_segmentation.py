@@ -30,6 +30,25 @@ SMOKE_BUDGET = Budget(epochs=8, optimizer="adam", lr=3e-3, batch_size=8, seconds
 SMOKE_MIOU = 0.40
 
 
+#: Module problems draw one of this many configurations (each with its own random weights
+#: and inputs), built once per process: building and running reference modules is what
+#: costs, and the contract test draws a thousand gradings.
+POOL = 6
+
+
+def pooled(cases):
+    """``cases(self, draw)`` drawn from a pool of :data:`POOL` configurations, built once each."""
+    @functools.wraps(cases)
+    def wrapper(self, draw: Draw):
+        return list(_pool(type(self), cases, draw.int(0, POOL)))
+    return wrapper
+
+
+@functools.lru_cache(maxsize=None)
+def _pool(cls, cases, index: int):
+    return tuple(cases(cls(), Draw(np.random.default_rng([4, index, sum(map(ord, cls.name))]))))
+
+
 # ------------------------------------------------------------------------ helpers
 def _reference_module(cls, args, kwargs, draw: Draw, perturb: tuple = ()):
     """The reference module built from a drawn seed, in eval mode, with non-trivial running
@@ -122,11 +141,12 @@ class Convolutionalize(Problem):
             bias; ReLU and Dropout stay as they are.
         score map: the result must slide over larger inputs: an (H + a) x (W + b) input gives an (a + 1) x (b + 1)
             map of the classifier's logits, one per window (stride 1, no padding).
-        convolutions only: return an nn.Sequential with no Flatten and no Linear left (a Linear would tie the network
+        convolutions only: the result is an nn.Sequential with no Flatten and no Linear left (a Linear would tie the network
             to one input size).
         invalid [0.5]: raise ValueError for a first Linear whose in_features is not C*H*W, and for a layer other than
             Flatten, Linear, ReLU and Dropout.""")
 
+    @pooled
     def cases(self, draw: Draw):
         def classifier(c, h, w, hidden, k, dropout=False, depth=2):
             layers, width = [nn("Flatten")], c * h * w
@@ -174,6 +194,11 @@ def _spec_short(clf) -> str:
     return "Sequential(" + ", ".join(a.path.rsplit(".", 1)[-1] for a in clf.args) + ")"
 
 
+def _conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0):
+    """PyTorch's transposed conv (equal to the reference, tests/test_solutions_w4.py; fast on the meta device)."""
+    return torch.nn.functional.conv_transpose2d(x, weight, bias, stride, padding, output_padding)
+
+
 class ConvTranspose2d(Problem):
     name = "conv_transpose2d"
     banned_names = family_names("convolution", "transposed_convolution")
@@ -212,7 +237,7 @@ class ConvTranspose2d(Problem):
     def alternatives(targs, tkwargs):
         x, w, *rest = targs
         return [("the kernel flipped (a convolution's kernel turned by 180 degrees): a transposed conv scatters the "
-                 "kernel as it is", lambda: ref.conv_transpose2d(x, w.flip(2, 3), *rest, **tkwargs).detach().numpy())]
+                 "kernel as it is", lambda: _conv_transpose2d(x, w.flip(2, 3), *rest, **tkwargs).detach().numpy())]
 
     def cases(self, draw: Draw):
         def add(group, kw, x_shape, w_shape, dtype=np.float64, jitter=True, grad=False):
@@ -222,7 +247,7 @@ class ConvTranspose2d(Problem):
             bias = draw.normal(w_shape[1:2], dtype) if kw.get("bias") else None
             args = [draw.normal(x_shape, dtype), draw.normal(w_shape, dtype), bias]
             grads = ({0: "x", 1: "weight"} | ({2: "bias"} if bias is not None else {})) if grad else None
-            return tensor(self, group, ref.conv_transpose2d, *args, grad=grads, draw=draw,
+            return tensor(self, group, _conv_transpose2d, *args, grad=grads, draw=draw,
                           alternatives=self.alternatives, **{k: v for k, v in kw.items() if k != "bias"})
 
         cases = [add(*config) for config in self.CONFIGS]
@@ -288,7 +313,7 @@ class BilinearKernel(Problem):
         even sizes: an even kernel has no middle tap: its centre lies halfway between the two middle taps.
         channels: channel c only feeds channel c: the tent sits on the diagonal [c, c] and every other (input, output)
             pair is zero.
-        float32: return a float32 tensor of shape (in_channels, out_channels, k, k).
+        float32: the kernel is a float32 tensor of shape (in_channels, out_channels, k, k).
         invalid [0.5]: a channel-wise kernel needs as many input channels as output channels: raise ValueError
             otherwise.""")
 
@@ -318,6 +343,7 @@ class FCN(Problem):
             pool3 (score_pool3), then upsampled by 8.
         invalid [0.5]: a variant other than '32s', '16s', '8s' raises ValueError.""")
 
+    @pooled
     def cases(self, draw: Draw):
         widths = (4, 6, 8, 8, 10)
 
@@ -431,6 +457,7 @@ class UNet(Problem):
             with a fixed budget to a named mean IoU; a network that learns nothing stays near the background share.
             Check the skip connections, the BatchNorm layers and that forward returns logits (no softmax).""")
 
+    @pooled
     def cases(self, draw: Draw):
         def valid(h, w, n=1, **kw):
             size = kw.pop("depth", 4)
@@ -515,6 +542,7 @@ class DepthwiseSeparableConv(Problem):
         stride and dilation: stride, padding and dilation belong to the depthwise conv; the pointwise conv is always
             1x1, stride 1.""")
 
+    @pooled
     def cases(self, draw: Draw):
         def count(cin, cout, k):
             label = f"parameters of DepthwiseSeparableConv({cin}, {cout}, kernel_size={k})"
@@ -553,6 +581,7 @@ class ASPP(Problem):
         torchvision weights: concatenate the branches in the order of convs; the pooled branch is resized back to the
             input's size (bilinear) so that every position gets the pooled value.""")
 
+    @pooled
     def cases(self, draw: Draw):
         cases = []
         for rates in ((6, 12, 18), tuple(sorted(draw.distinct([1, 2, 3, 4, 5], 2)))):
@@ -575,6 +604,7 @@ class DeepLabV3Plus(Problem):
         eval mode: in eval mode no sample's output depends on the rest of the batch (BatchNorm uses its running
             statistics).""")
 
+    @pooled
     def cases(self, draw: Draw):
         def shape(n, h, w, **kw):
             k = draw.int(2, 5)
@@ -604,7 +634,7 @@ class ConfusionMatrix(Problem):
     name = "confusion_matrix"
     groups = hints("""
         basic: entry [t, p] counts the pixels whose target is t and whose prediction is p: rows are targets, columns
-            predictions (as scikit-learn's confusion_matrix(y_true, y_pred)); return int64 counts.
+            predictions (as scikit-learn's confusion_matrix(y_true, y_pred)); the counts are int64.
         ignore_index: pixels whose target is ignore_index are left out before counting (whatever was predicted there).
         absent classes: the matrix is num_classes x num_classes even when some classes never occur (their rows and
             columns are zero).
@@ -613,7 +643,7 @@ class ConfusionMatrix(Problem):
     def cases(self, draw: Draw):
         def add(group, shape, k, ignore=0.0, pred_dtype=np.int64, ignore_index=None, classes=None):
             kw = {} if ignore_index is None else {"ignore_index": ignore_index}
-            target = _labels(draw, shape, classes or k, ignore, ignore_index or 255)
+            target = _labels(draw, shape, classes or k, ignore, 255 if ignore_index is None else ignore_index)
             pred = _noisy_pred(draw, target, classes or k, dtype=pred_dtype)
             return tensor(self, group, ref.confusion_matrix, pred, target, k, **kw)
 
@@ -630,17 +660,19 @@ class PixelAccuracy(Problem):
         basic: the share of pixels predicted right, as a Python float.
         ignore_index: pixels whose target is ignore_index count neither as right nor as wrong: leave them out of both
             the numerator and the denominator.
-        all ignored [0.5]: when every pixel is ignored there is nothing to score: return NaN, not 0.""")
+        all ignored [0.5]: when every pixel is ignored there is nothing to score: the accuracy is NaN, not 0.""")
 
     def case(self, group, pred, target, **kw):
-        expected = ref.pixel_accuracy(torch.from_numpy(pred), torch.from_numpy(target), **kw)
+        @functools.cache
+        def expected():
+            return ref.pixel_accuracy(torch.from_numpy(pred), torch.from_numpy(target), **kw)
         label = f"pixel_accuracy(pred of shape {fmt_shape(pred.shape)}, target of shape {fmt_shape(target.shape)}" + \
             "".join(f", {k}={v}" for k, v in kw.items()) + ")"
 
         def check(value):
             if not _is_number(value):
                 return f"{label} should return a float, got {describe(value)}"
-            return None if _close(float(value), expected) else f"{label} returned {float(value):.6g}, which is not " \
+            return None if _close(float(value), expected()) else f"{label} returned {float(value):.6g}, which is not " \
                                                                "right"
         return value_case(self, group, label, call(self.name, pred, target, **kw), check)
 
@@ -666,8 +698,10 @@ class MeanIoU(Problem):
         predicted only: a class that is predicted but absent from the target has IoU 0 and does count in the mean.""")
 
     def case(self, group, pred, target, k, **kw):
-        iou, miou = ref.mean_iou(torch.from_numpy(pred), torch.from_numpy(target), k, **kw)
-        iou = iou.numpy()
+        @functools.cache
+        def expected():
+            iou, miou = ref.mean_iou(torch.from_numpy(pred), torch.from_numpy(target), k, **kw)
+            return iou.numpy(), miou
         label = f"mean_iou(pred of shape {fmt_shape(pred.shape)}, target, num_classes={k}" + \
             "".join(f", {a}={b}" for a, b in kw.items()) + ")"
 
@@ -675,6 +709,7 @@ class MeanIoU(Problem):
             if not isinstance(value, (list, tuple)) or len(value) != 2:
                 return f"{label} should return a pair (per_class_iou, miou), got {describe(value)}"
             per_class, mean = value
+            iou, miou = expected()
             if not isinstance(per_class, np.ndarray) or per_class.dtype.kind != "f" or per_class.shape != iou.shape:
                 return f"{label}: per_class_iou should be a float tensor of shape {fmt_shape(iou.shape)}, got " \
                        f"{describe(per_class)}"
@@ -725,7 +760,6 @@ class Hypercolumn(Problem):
 
         def add(group, n, maps, size, dtype=np.float64):
             features = [draw.normal((n, c, h, w), dtype) for c, h, w in maps]
-            expected = self.reference(features, size).numpy()
             s = (size, size) if isinstance(size, int) else size
             alts = [("align_corners=True (use the default pixel-centre alignment)",
                      lambda: torch.cat([F.interpolate(torch.from_numpy(f), size=s, mode="bilinear", align_corners=True)
@@ -739,7 +773,7 @@ class Hypercolumn(Problem):
                 (" (float32)" if dtype == np.float32 else "")
 
             def check(value):
-                return compare(value, expected, "the output", label, alts)
+                return compare(value, self.reference(features, size).numpy(), "the output", label, alts)
             return value_case(self, group, label, call(self.name, features, size), check)
 
         n, c = draw.int(1, 3), draw.ints(1, 4)
