@@ -1,5 +1,6 @@
 """Data sets that ship with the course (offline: nothing is downloaded).
 
+- :func:`needs`: runs a notebook's demonstration, or says which problem to implement first;
 - :func:`digits`: scikit-learn's 8x8 handwritten digits (1,797 images), as float
   tensors in [0, 1] of shape (N, 1, 8, 8), split into train and test sets.
 
@@ -52,3 +53,4 @@ def digits(test_fraction: float = 0.25, seed: int = 0, classes=None) -> Split:
 
 from .shapes import CLASSES as SHAPE_CLASSES  # noqa: E402  (segmentation data, week 4)
 from .shapes import Backbone, Shapes, shapes, show_segmentation  # noqa: E402,F401
+from .notebook import needs  # noqa: E402,F401  (the notebooks' guarded demonstrations)

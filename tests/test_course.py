@@ -52,6 +52,9 @@ def test_source_notebook_executes_top_to_bottom(assignment, tmp_path):
     client.execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert errors == []
+    skipped = [o.text for c in nb.cells if c.cell_type == "code" for o in c.outputs
+               if o.output_type == "stream" and re.search(r"^implement `", o.text, re.M)]
+    assert skipped == [], "with every problem solved, no demonstration may be skipped"
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "display_data" and "image/png" in o.get("data", {})]
     assert images, "the notebook should draw at least one figure"
@@ -78,9 +81,35 @@ def _solution_bodies(assignment: str) -> list[str]:
     return bodies
 
 
+@pytest.fixture(scope="module")
+def released_course(tmp_path_factory) -> Path:
+    """A course folder with every assignment released by stock nbgrader."""
+    return make_course(tmp_path_factory.mktemp("released") / "course", WITH_NOTEBOOK)
+
+
 @pytest.mark.slow
-def test_release_contains_no_solution_hidden_test_or_reference(tmp_path):
-    root = make_course(tmp_path / "course", WITH_NOTEBOOK)
+@pytest.mark.parametrize("assignment", WITH_NOTEBOOK)
+def test_blank_release_runs_to_the_end_with_only_test_cells_failing(assignment, released_course, tmp_path):
+    """Run All on the notebook a student receives: the stubs' test cells fail, every
+    demonstration that needs a stub says what to implement, and the notebook goes on."""
+    folder = released_course / "release" / assignment
+    nb = nbformat.read(folder / f"{assignment}.ipynb", as_version=4)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(folder)}})
+    client.execute()
+    failing = [(i, c.metadata.get("nbgrader", {}).get("grade_id"), o.ename) for i, c in enumerate(nb.cells)
+               if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    tests = {i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade")}
+    assert [f for f in failing if f[0] not in tests] == [], "cells other than test cells failed"
+    assert {i for i, *_ in failing} == tests, "every test cell of a stub fails"
+    notes = [o.text for c in nb.cells if c.cell_type == "code" for o in c.outputs
+             if o.output_type == "stream" and re.search(r"^implement `", o.text, re.M)]
+    assert notes, "the demonstrations that use a stub say what to implement"
+
+
+@pytest.mark.slow
+def test_release_contains_no_solution_hidden_test_or_reference(released_course):
+    root = released_course
     released = [p for p in (root / "release").rglob("*") if p.is_file()]
     assert released
     for assignment in WITH_NOTEBOOK:
