@@ -181,3 +181,15 @@ def test_hint_tables_give_groups_with_weights_and_continued_hints():
         hints("""
             basic: fine.
             a line that is neither an entry nor a continuation""")
+
+
+@pytest.mark.parametrize("assignment", sorted(__import__("autograder.demo_answers", fromlist=["x"]).MISTAKES))
+def test_the_demos_mistakes_apply_to_todays_references(assignment):
+    from autograder.demo import class_answers
+    from autograder.demo_answers import MISTAKES
+
+    answers = class_answers(assignment)
+    for student, table in MISTAKES[assignment].items():
+        for name in table:
+            assert answers[student][name] != answers["alice"][name], (student, name)
+            compile(answers[student][name], f"{student}:{name}", "exec")
