@@ -20,9 +20,9 @@ import torch.nn.functional as F
 
 from solutions import w5_augmentation_transfer as ref
 
-from ..cases import Draw, call, compare, raises, random_state, spec, tensor, torch_args
+from ..cases import Draw, call, compare, raises, spec, tensor, torch_args
 from ..cases import nn as tnn
-from ..cases.training import Budget, fixed, training_case
+from ..cases.training import Budget, accuracy_at_least, fixed, more_accurate, training_case
 from ..compare import check_int, describe, fmt_shape
 from ..ops import family_names, family_ops
 from ..problem import Case, Outcome, Problem, hints
@@ -508,6 +508,16 @@ class _ArrayDraw(Draw):
         return np.asarray(super().normal(shape, dtype, scale))
 
 
+def _scalar(reference):
+    """``reference`` answering a scalar at once on the meta device (where its output shape is asked)."""
+    @functools.wraps(reference)
+    def wrapper(*args, **kwargs):
+        if any(isinstance(a, torch.Tensor) and a.is_meta for a in (*args, *kwargs.values())):
+            return torch.empty((), device="meta")
+        return reference(*args, **kwargs)
+    return wrapper
+
+
 def _logits(draw: Draw, n, k, scale=2.0, dtype=np.float64):
     return draw.normal((n, k), dtype, scale)
 
@@ -555,7 +565,7 @@ class LabelSmoothingLoss(Problem):
     def cases(self, draw: Draw):
         def add(group, eps, n=None, k=None, scale=2.0, dtype=np.float64, grad=False):
             n, k = n or draw.int(3, 9), k or draw.int(3, 10)
-            return tensor(self, group, ref.label_smoothing_loss, _logits(draw, n, k, scale, dtype), _targets(draw, n, k),
+            return tensor(self, group, _scalar(ref.label_smoothing_loss), _logits(draw, n, k, scale, dtype), _targets(draw, n, k),
                           eps, grad={0: "logits"} if grad else None, draw=_ArrayDraw(draw.rng), alternatives=self.alternatives(eps))
 
         def eps():
@@ -584,7 +594,10 @@ class DistillationLoss(Problem):
             labels is left.
         mixed: alpha weighs the soft term and 1 - alpha the hard one.
         gradients: the gradient for the student's logits must match (the teacher is a fixed target).
-        float32: keep the logits' dtype.""")
+        float32: keep the logits' dtype.
+        distils (smoke test): an MLP student trained with your distillation_loss (T = 4, alpha = 0.9) on the
+            logits of a CNN teacher, both on 300 digits, should reach the named accuracy on held-out digits: a loss
+            that trains (finite, decreasing, gradients reaching the student) gets there easily.""")
 
     def alternatives(self, target_T, alpha):
         def loss(s, t, y, T=target_T, square=True, swap=False, probs=False, batch="batchmean", hard_T=1.0):
@@ -613,7 +626,7 @@ class DistillationLoss(Problem):
         def add(group, T, alpha, dtype=np.float64, grad=False):
             n, k = draw.int(3, 9), draw.int(3, 10)
             s, t = _logits(draw, n, k, 2.0, dtype), _logits(draw, n, k, 3.0, dtype)
-            return tensor(self, group, ref.distillation_loss, s, t, _targets(draw, n, k), T=T, alpha=alpha,
+            return tensor(self, group, _scalar(ref.distillation_loss), s, t, _targets(draw, n, k), T=T, alpha=alpha,
                           grad={0: "student_logits"} if grad else None, draw=_ArrayDraw(draw.rng),
                           alternatives=self.alternatives(T, alpha))
 
@@ -628,29 +641,62 @@ class DistillationLoss(Problem):
                 add("temperature", temp(), 1.0), add("temperature", temp(), alpha()),
                 add("hard term", temp(), 0.0), add("mixed", temp(), alpha()), add("mixed", 4.0, 0.9),
                 add("gradients", temp(), alpha(), grad=True), add("gradients", temp(), 1.0, grad=True),
-                add("float32", temp(), alpha(), dtype=np.float32)]
+                add("float32", temp(), alpha(), dtype=np.float32),
+                distill_case("distils (smoke test)", draw.int(0, 1000), draw)]
 
 
 # ----------------------------------------------------------------------------- transfer learning
+#: Per module (path, args, kwargs): its state_dict layout and parameter names, found once on the meta device.
+_LAYOUTS: dict[str, tuple] = {}
+
+
+def _layout(module_spec) -> tuple:
+    """((state key, shape), ...) and ((parameter name, numel), ...) of a ModuleSpec's module."""
+    from ..cases import build
+
+    key = repr((module_spec.path, module_spec.args, module_spec.kwargs))
+    if key not in _LAYOUTS:
+        with torch.device("meta"):
+            model = build(type(module_spec)(module_spec.path, module_spec.args, module_spec.kwargs))
+        _LAYOUTS[key] = (tuple((k, tuple(v.shape)) for k, v in model.state_dict().items()),
+                         tuple((n, p.numel()) for n, p in model.named_parameters()))
+    return _LAYOUTS[key]
+
+
+def _random_state(module_spec, draw: Draw):
+    """``module_spec`` with a random float32 state (as ``cases.random_state`` draws a container's:
+    weights N(0, 1/2), other entries N(0, 1), running variances U(0.2, 3)), from the cached layout."""
+    state = {}
+    for key, shape in _layout(module_spec)[0]:
+        if key.endswith("num_batches_tracked"):
+            state[key] = np.array(draw.int(1, 500), dtype=np.int64)
+        elif key.endswith("running_var"):
+            state[key] = draw.uniform(0.2, 3.0, shape, np.float32)
+        else:
+            state[key] = draw.normal(shape, np.float32, 0.5 if key.endswith("weight") else 1.0)
+    return type(module_spec)(module_spec.path, module_spec.args, module_spec.kwargs, state, module_spec.train)
+
+
 def _shufflenet(draw: Draw, classes: int | None = None):
     """A tiny torchvision ShuffleNetV2 (BatchNorm everywhere, head 'fc') with a random state."""
     classes = classes or draw.int(3, 8)
-    return random_state(spec("torchvision.models.shufflenetv2.ShuffleNetV2", [1, 1, 1], [4, 8, 16, 24, 32],
-                             num_classes=classes), draw)
+    return _random_state(spec("torchvision.models.shufflenetv2.ShuffleNetV2", [1, 1, 1], [4, 8, 16, 24, 32],
+                              num_classes=classes), draw)
 
 
 def _sequential(draw: Draw, length: int):
     """nn.Sequential of ``length`` small Linear layers (names '0' ... 'length - 1')."""
-    layers = [tnn("Linear", draw.int(2, 5), draw.int(2, 5), bias=draw.bool()) for _ in range(length)]
-    return random_state(tnn("Sequential", *layers), draw)
+    sizes = [(draw.int(2, 5), draw.int(2, 5), draw.bool()) for _ in range(length)]
+    module_spec = tnn("Sequential", *[tnn("Linear", i, o, bias=b) for i, o, b in sizes])
+    state = tuple((f"{n}.{k}", shape) for n, (i, o, b) in enumerate(sizes)
+                  for k, shape in (("weight", (o, i)), ("bias", (o,)))[:2 if b else 1])
+    _LAYOUTS.setdefault(repr((module_spec.path, module_spec.args, module_spec.kwargs)),
+                        (state, tuple((k, int(np.prod(shape))) for k, shape in state)))
+    return _random_state(module_spec, draw)
 
 
-def _param_names(module_spec) -> list[str]:
-    from ..cases import build
-
-    with torch.device("meta"):
-        model = build(module_spec.__class__(module_spec.path, module_spec.args, module_spec.kwargs))
-    return [(name, p.numel()) for name, p in model.named_parameters()]
+def _param_names(module_spec) -> list[tuple[str, int]]:
+    return list(_layout(module_spec)[1])
 
 
 def _under(name: str, prefixes) -> bool:
@@ -671,7 +717,11 @@ class Freeze(Problem):
         frozen training step [2]: after freeze, a training step (model.train(), forward, backward, optimizer
             step) must change nothing outside the head: no weight and no BatchNorm running statistic. model.train()
             switches every BatchNorm back to training mode (batch statistics, running statistics updated):
-            keep the frozen ones in eval mode (a forward pre-hook, or overriding their train method).""")
+            keep the frozen ones in eval mode (a forward pre-hook, or overriding their train method).
+        transfer (smoke test): a CNN pretrained on the digits 0-4, its first two conv blocks frozen with your
+            freeze, trained on 5 labelled images of each of 5-9 for 15 short epochs, should beat the same network
+            trained from scratch on the same budget (held-out 5-9 digits). If the frozen run is worse, check that
+            only the head trains and that the frozen BatchNorm layers keep their pretrained statistics.""")
 
     def count_case(self, group, model, trainable):
         names = _param_names(model)
@@ -730,7 +780,7 @@ class Freeze(Problem):
                 self.count_case("prefixes", _sequential(draw, n), ("1",)),
                 self.count_case("prefixes", _sequential(draw, n), tuple(str(i) for i in two)),
                 self.count_case("prefixes", _shufflenet(draw), ("conv5", "fc")),
-                self.step_case(draw)]
+                self.step_case(draw), transfer_case("transfer (smoke test)", "frozen", draw.int(0, 1000), draw)]
 
 
 class ParamGroups(Problem):
@@ -743,7 +793,10 @@ class ParamGroups(Problem):
         head prefix: the head is the parameters named head_prefix or starting with head_prefix followed by a
             dot ('1' covers '1.weight' but not '10.weight').
         no head [0.5]: a model without any parameter under head_prefix raises ValueError (a typo in the
-            prefix should not silently train everything at the backbone's rate).""")
+            prefix should not silently train everything at the backbone's rate).
+        fine-tuning (smoke test): a CNN pretrained on the digits 0-4, fine-tuned with your groups (backbone at
+            base_lr, head at head_lr) on 5 labelled images of each of 5-9 for 15 short epochs, should beat the
+            same network trained from scratch on the same budget (held-out 5-9 digits).""")
 
     def group_case(self, group, model, head, base_lr, head_lr):
         names = [name for name, _ in _param_names(model)]
@@ -805,8 +858,86 @@ class ParamGroups(Problem):
                 raises(self, "no head", _sequential(draw, 3), head_prefix="head", label="param_groups(Sequential of "
                        "3 Linear layers, head_prefix='head')"),
                 raises(self, "no head", _shufflenet(draw), head_prefix="fc2", label="param_groups(ShuffleNetV2, "
-                       "head_prefix='fc2')")]
+                       "head_prefix='fc2')"),
+                transfer_case("fine-tuning (smoke test)", "finetune", draw.int(0, 1000), draw)]
 
 
 PROBLEMS = [HFlip(), PadAndCrop(), AdjustBrightness(), AdjustContrast(), Rotate(), CutmixBox(), CutMix(), MixUp(),
             LabelSmoothingLoss(), Freeze(), ParamGroups(), DistillationLoss()]
+
+
+# ----------------------------------------------------------------------------- smoke tests
+@functools.lru_cache(maxsize=4)
+def _digits(classes=None):
+    import coursedata
+
+    return coursedata.digits(classes=classes)
+
+
+def _cnn(widths, num_classes, split=None):
+    """The grader's small CNN for 8x8 digits: (conv-BN-ReLU) blocks, a 2x2 max-pool after the
+    second, global average pooling and a linear layer. With ``split``, module '0' holds the
+    first ``split`` blocks (the backbone) and module '1' the rest (the head)."""
+    blocks, cin = [], 1
+    for i, width in enumerate(widths):
+        blocks.append([tnn("Conv2d", cin, width, 3, padding=1), tnn("BatchNorm2d", width), tnn("ReLU")]
+                      + ([tnn("MaxPool2d", 2)] if i == 1 else []))
+        cin = width
+    tail = [tnn("AdaptiveAvgPool2d", 1), tnn("Flatten"), tnn("Linear", cin, num_classes)]
+    if split is None:
+        return tnn("Sequential", *[layer for block in blocks for layer in block], *tail)
+    return tnn("Sequential", tnn("Sequential", *[layer for block in blocks[:split] for layer in block]),
+               tnn("Sequential", *[layer for block in blocks[split:] for layer in block], *tail))
+
+
+#: (a) transfer: pretrain on the digits 0-4, then SHOTS labelled images of each of 5-9 and a short
+#: budget (one batch per epoch). The backbone is the first two conv blocks (generic strokes), the
+#: head the third block and the classifier.
+SHOTS = 5
+TRANSFER_NET = _cnn((16, 32, 32), 5, split=2)
+TRANSFER_PRETRAIN = Budget(epochs=5, optimizer="adam", lr=3e-3, batch_size=32)
+TRANSFER_BUDGET = Budget(epochs=15, optimizer="adam", lr=0.01, batch_size=32, seconds=60.0)
+TRANSFER_LRS = {"base_lr": 0.001, "head_lr": 0.01}
+
+
+def transfer_case(group: str, variant: str, seed: int, draw: Draw) -> Case:
+    """``variant`` ('frozen' with the student's freeze, 'finetune' with their param_groups)
+    against training from scratch on SHOTS images of each of the digits 5-9."""
+    pre, new = _digits(tuple(range(5))), _digits(tuple(range(5, 10)))
+    pick = np.concatenate([draw.rng.choice(np.flatnonzero(new.y_train == c), SHOTS, replace=False)
+                           for c in range(5, 10)])
+    labels = new.y_test - 5
+    what = {"frozen": "freeze(model, trainable=('1',)) (a frozen backbone)",
+            "finetune": f"param_groups(model, '1', base_lr={TRANSFER_LRS['base_lr']}, "
+                        f"head_lr={TRANSFER_LRS['head_lr']}) (fine-tuning)"}[variant]
+    extra = {"freeze": "freeze"} if variant == "frozen" else \
+        {"param_groups": {"fn": "param_groups", "kwargs": dict(TRANSFER_LRS)}}
+    label = f"transfer learning: a CNN pretrained on the digits 0-4 ({len(pre.y_train)} images), then trained " \
+            f"on {SHOTS} images of each of 5-9 with {what} against from scratch, tested on {len(labels)} images"
+    return training_case(group, label, "transfer", {"model": fixed(TRANSFER_NET)},
+                         {"x_pre": pre.x_train, "y_pre": pre.y_train, "x_train": new.x_train[pick],
+                          "y_train": new.y_train[pick] - 5, "x_eval": new.x_test},
+                         TRANSFER_BUDGET, more_accurate(variant, "scratch", labels), num_classes=5,
+                         variants=["scratch", variant], head="1", pretrain=TRANSFER_PRETRAIN, seed=seed, **extra)
+
+
+#: (b) distillation: a CNN teacher, an MLP student, a few hundred training digits.
+DISTILL_TRAIN = 300
+DISTILL_TEACHER = _cnn((16, 32, 32), 10)
+DISTILL_STUDENT = tnn("Sequential", tnn("Flatten"), tnn("Linear", 64, 32), tnn("ReLU"), tnn("Linear", 32, 10))
+DISTILL_TEACHER_BUDGET = Budget(epochs=15, optimizer="adam", lr=3e-3, batch_size=32)
+DISTILL_BUDGET = Budget(epochs=30, optimizer="adam", lr=3e-3, batch_size=32, seconds=60.0)
+DISTILL_KWARGS = {"T": 4.0, "alpha": 0.9}
+DISTILL_BAR = 0.80
+
+
+def distill_case(group: str, seed: int, draw: Draw) -> Case:
+    data = _digits()
+    pick = draw.rng.choice(len(data.y_train), DISTILL_TRAIN, replace=False)
+    label = f"distillation: an MLP student trained with distillation_loss(T=4, alpha=0.9) from a CNN teacher, " \
+            f"both on {DISTILL_TRAIN} digits, tested on {len(data.y_test)}"
+    return training_case(group, label, "distill", {"teacher": fixed(DISTILL_TEACHER), "student": fixed(DISTILL_STUDENT)},
+                         {"x_train": data.x_train[pick], "y_train": data.y_train[pick], "x_eval": data.x_test},
+                         DISTILL_BUDGET, accuracy_at_least(data.y_test, DISTILL_BAR, run="student"), num_classes=10,
+                         loss={"fn": "distillation_loss", "kwargs": dict(DISTILL_KWARGS)},
+                         teacher=DISTILL_TEACHER_BUDGET, compare_hard=True, seed=seed)
