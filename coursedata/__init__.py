@@ -3,6 +3,10 @@
 - :func:`needs`: runs a notebook's demonstration, or says which problem to implement first;
 - :func:`digits`: scikit-learn's 8x8 handwritten digits (1,797 images), as float
   tensors in [0, 1] of shape (N, 1, 8, 8), split into train and test sets.
+- :func:`shapes` (:mod:`coursedata.shapes`): procedurally generated segmentation data
+  (discs, squares, triangles on textured noisy backgrounds, per-pixel labels, 255 on a
+  thin boundary band), :func:`show_segmentation` to draw it, and :class:`Backbone`, the
+  small feature extractor the week-4 FCN is built on.
 
 Real data sets (CIFAR-10, Oxford-IIIT Pet) are optional extras, used only where
 their files are present under ``course/data``.
