@@ -18,8 +18,7 @@ import torch
 from gradekit.codec import ModuleSpec
 from solutions import w3_architectures as ref
 
-from ..cases import Draw, build, call, module, nn, raises, rows, spec, tensor
-from ..cases.contract import contract
+from ..cases import Draw, build, call, module, nn, raises, rows, spec, spec_text, tensor
 from ..cases.training import Budget, accuracy_at_least, fixed, lower_train_loss, sequential, student, \
     training_case
 from ..compare import check_tensor, describe, fmt_shape, rel_error
@@ -78,27 +77,83 @@ def call_text(name: str, args=(), kwargs=None) -> str:
     return f"{name}({', '.join([repr(a) for a in args] + [f'{k}={v!r}' for k, v in (kwargs or {}).items()])})"
 
 
-def random_weights(make, draw: Draw) -> dict:
-    """The state of ``make()`` with random weights, and BatchNorm scales, shifts and running
-    statistics away from 1 and 0, so that loading or mode mistakes show."""
-    with torch.random.fork_rng():
-        torch.manual_seed(draw.int(0, 2**31 - 1))
-        m = make()
+class Target:
+    """A module built here, by text: this week's reference or a torchvision twin. Its facts
+    (parameter count, ``state_dict`` layout, submodule types, output shapes) are found once on
+    the meta device and cached, so that drawing cases costs nothing."""
+
+    _cache: dict = {}
+
+    def __new__(cls, text: str, make, twin: bool):
+        if text not in cls._cache:
+            self = super().__new__(cls)
+            self.text, self.make, self.twin = text, make, twin
+            self._shapes = {}
+            self._facts = None
+            cls._cache[text] = self
+        return cls._cache[text]
+
+    @property
+    def facts(self) -> tuple[int, dict, dict, dict]:
+        """(parameter count, key -> shape, key -> kind, submodule name -> type name)."""
+        if self._facts is None:
+            with torch.device("meta"):
+                m = self.make()
+            norms = {n for n, sub in m.named_modules() if isinstance(sub, torch.nn.modules.batchnorm._BatchNorm)}
+            kinds = {}
+            for key in m.state_dict():
+                owner, _, leaf = key.rpartition(".")
+                kinds[key] = f"norm {leaf}" if owner in norms else leaf
+            self._facts = (sum(p.numel() for p in m.parameters()),
+                           {k: tuple(v.shape) for k, v in m.state_dict().items()}, kinds,
+                           {n: type(sub).__name__ for n, sub in m.named_modules() if n})
+        return self._facts
+
+    def shape(self, input_shape: tuple) -> tuple:
+        if input_shape not in self._shapes:
+            with torch.device("meta"), torch.no_grad():
+                self._shapes[input_shape] = tuple(self.make().eval()(torch.empty(input_shape)).shape)
+        return self._shapes[input_shape]
+
+    def random_state(self, draw_seed: int) -> dict:
+        """Random weights in this layout (numpy, float32): conv and linear weights uniform with variance 1/fan_in,
+        biases N(0, 0.1), BatchNorm scales U(0.5, 1.5), shifts N(0, 0.3), running means N(0, 0.5)
+        and variances U(0.5, 2), so that loading or mode mistakes show."""
+        rng = np.random.default_rng(draw_seed)
+        _, shapes, kinds, _ = self.facts
+        state = {}
+        for key, shape in shapes.items():
+            kind = kinds[key]
+            if kind.endswith("num_batches_tracked"):
+                state[key] = np.array(int(rng.integers(1, 500)), dtype=np.int64)
+            elif kind == "norm weight":
+                state[key] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+            elif kind in ("norm bias", "norm running_mean"):
+                state[key] = (rng.standard_normal(shape) * (0.3 if kind == "norm bias" else 0.5)).astype(np.float32)
+            elif kind == "norm running_var":
+                state[key] = rng.uniform(0.5, 2.0, shape).astype(np.float32)
+            elif kind == "weight" and len(shape) > 1:
+                bound = np.float32(np.sqrt(3.0 / int(np.prod(shape[1:]))))  # variance 1 / fan_in
+                state[key] = rng.random(shape, dtype=np.float32) * (2 * bound) - bound
+            else:
+                state[key] = (rng.standard_normal(shape) * 0.1).astype(np.float32)
+        return state
+
+    def outputs(self, state: dict, x: np.ndarray, train: bool) -> torch.nn.Module:
+        """``make()`` in float64 with ``state`` loaded, in training or eval mode, on ``x``."""
+        m = self.make()
+        m.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=True)
+        m = m.double().train(train)
         with torch.no_grad():
-            for sub in m.modules():
-                if isinstance(sub, torch.nn.BatchNorm2d):
-                    sub.weight.uniform_(0.5, 1.5)
-                    sub.bias.normal_(0.0, 0.3)
-                    sub.running_mean.normal_(0.0, 0.5)
-                    sub.running_var.uniform_(0.5, 2.0)
-    return {k: v.detach().numpy().copy() for k, v in m.state_dict().items()}
+            return m, m(torch.from_numpy(x).double())
 
 
-def judged(make, state: dict, train: bool = False) -> torch.nn.Module:
-    """``make()`` built here in float64 with ``state`` loaded."""
-    m = make()
-    m.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=True)
-    return m.double().train(train)
+def reference_target(cls, *args, **kwargs) -> Target:
+    return Target(f"reference {call_text(cls.__name__, args, kwargs)}", lambda: cls(*args, **kwargs), False)
+
+
+def twin_target(twin: ModuleSpec) -> Target:
+    return Target(spec_text(twin), lambda: build(twin), True)
 
 
 def _facts(outcome: Outcome) -> dict:
@@ -110,131 +165,116 @@ def _output(outcome: Outcome, index: int = 0):
     return outs[index] if len(outs) > index else None
 
 
+def _lazy(case: Case, extra) -> Case:
+    """``case`` whose request gets ``extra()`` (e.g. a large state) only when it is written."""
+    request = case.request
+    case.request = lambda: {**request, **extra()}
+    return case
+
+
 MODULE_GROUPS = ("output shape", "parameters", "state_dict", "outputs", "training mode")
+TWIN_GROUPS = ("output shape", "parameters", "state_dict", "torchvision weights", "submodules", "training mode")
 
 
-def against(problem: Problem, make, args: tuple, x: np.ndarray, draw: Draw, groups=MODULE_GROUPS, kwargs=None,
-            alternatives=None, heavy: bool = False) -> list[Case]:
-    """Cases holding ``problem.name(*args, **kwargs)`` to ``make()``, a module built here (this
-    week's reference or a torchvision model) with the layout the spec fixes:
+def module_cases(problem: Problem, target: Target, args: tuple, x: np.ndarray, draw: Draw, groups=None,
+                 kwargs=None, alternatives=None, heavy: bool = False, train_x: np.ndarray | None = None
+                 ) -> list[Case]:
+    """The module contract of ``problem.name(*args, **kwargs)`` against ``target`` (its torchvision twin,
+    or the reference whose layout the spec fixes), each aspect in its group:
 
-    - ``output shape``: the output shape on ``x``;
-    - ``parameters``: the parameter count;
-    - ``state_dict``: the ``state_dict`` keys and shapes;
-    - ``outputs``: with ``make()``'s random weights loaded (``strict=True``), the same outputs in eval mode;
-    - ``training mode``: the same in training mode (BatchNorm normalising with the batch's statistics).
+    - ``output shape`` on ``x`` (odd sizes); ``parameters`` (count); ``state_dict`` (keys and shapes);
+      ``submodules`` (a twin's named submodules, same types);
+    - ``torchvision weights`` (twin) or ``outputs`` (reference): random weights in the target's layout
+      loaded with ``strict=True``, the same outputs in eval mode; ``training mode``: the same in
+      training mode on ``train_x`` (BatchNorm with the batch's statistics);
+    - ``torchvision layout`` (full-size models): the count and the ``state_dict`` in one build.
 
-    alternatives(module, x, train): named classic mistakes computed from the loaded module.
+    Everything about the target is computed when a case is checked (or cached), and the weights
+    when the request is written, so drawing cases is cheap. alternatives(module, x, train): named
+    classic mistakes computed from the loaded target.
     """
     kwargs = kwargs or {}
+    groups = groups or (TWIN_GROUPS if target.twin else MODULE_GROUPS)
     label = call_text(problem.name, args, kwargs)
-    with torch.device("meta"):
-        meta = make().eval()
-        expected_shape = tuple(meta(torch.empty(x.shape)).shape)
-    layout = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
-    count = sum(p.numel() for p in meta.parameters())
+    whose = f"torchvision's {target.text.split('(')[0].rsplit('.', 1)[-1]}" if target.twin else \
+        "the layout the spec fixes"
+    train_x = x if train_x is None else train_x
     cases = []
 
-    def add(group, text, check, **request):
+    def add(group, text, check, state=None, **request):
         if group in groups:
             case = module(problem, group, text, check, *args, **request, **kwargs)
             case.heavy = heavy
+            if state is not None:
+                _lazy(case, lambda: {"state": state()})
             cases.append(case)
 
     def shape(outcome):
-        out = _output(outcome)
-        if not isinstance(out, np.ndarray) or tuple(out.shape) != expected_shape:
+        expected, out = target.shape(tuple(x.shape)), _output(outcome)
+        if not isinstance(out, np.ndarray) or tuple(out.shape) != expected:
             return f"{label} maps x of shape {fmt_shape(x.shape)} to {describe(out)}, expected shape " \
-                   f"{fmt_shape(expected_shape)}"
+                   f"{fmt_shape(expected)}"
         return None
     add("output shape", f"{label} on x of shape {fmt_shape(x.shape)}", shape, inputs=[x])
 
     def parameters(outcome):
-        got = _facts(outcome).get("num_params")
-        return None if got == count else f"{label} has {got} parameters; expected {count:,}"
-    add("parameters", f"parameters of {label}", parameters)
+        got, count = _facts(outcome).get("num_params"), target.facts[0]
+        return None if got == count else f"{label} has {got} parameters; {whose} has {count:,}"
 
     def keys(outcome):
+        layout = target.facts[1]
         got = {k: tuple(v) for k, v in (_facts(outcome).get("state_shapes") or {}).items()}
         missing, extra = sorted(set(layout) - set(got)), sorted(set(got) - set(layout))
         if missing or extra:
-            return f"{label}: state_dict keys differ from the layout the spec fixes: missing {missing[:4]}, " \
-                   f"unexpected {extra[:4]}"
+            return f"{label}: state_dict keys differ from {whose}: missing {missing[:4]}, unexpected {extra[:4]}"
         wrong = [k for k in layout if got[k] != layout[k]]
-        return f"{label}: {wrong[0]} has shape {fmt_shape(got[wrong[0]])}, expected {fmt_shape(layout[wrong[0]])}" \
-            if wrong else None
+        return f"{label}: {wrong[0]} has shape {fmt_shape(got[wrong[0]])}, {whose} has " \
+               f"{fmt_shape(layout[wrong[0]])}" if wrong else None
+    add("parameters", f"parameters of {label}", parameters)
     add("state_dict", f"state_dict of {label}", keys)
+    add("torchvision layout", f"parameters and state_dict of {label}", lambda o: parameters(o) or keys(o))
 
-    state = random_weights(make, draw) if {"outputs", "training mode"} & set(groups) else None
-    for group, train in (("outputs", False), ("training mode", True)):
+    def submodules(outcome):
+        got = {str(n): str(t) for n, t in (_facts(outcome).get("modules") or [])}
+        for name, kind in target.facts[3].items():
+            if got.get(name) != kind:
+                return f"{label}: submodule {name!r} should be a {kind}, found {got.get(name, 'nothing')}"
+        return None
+    add("submodules", f"submodules of {label}", submodules)
+
+    for group, train, inputs in (("torchvision weights" if target.twin else "outputs", False, x),
+                                 ("training mode", True, train_x)):
+        if group not in groups:
+            continue
         mode = "training mode" if train else "eval mode"
+        seed = draw.int(0, 2**31 - 1)
+        state = functools.cache(lambda seed=seed: target.random_state(seed))
+        text = f"{label} with {'torchvision' if target.twin else 'given'} weights, in {mode}"
 
-        def values(outcome, train=train, mode=mode):
+        def values(outcome, train=train, inputs=inputs, state=state, text=text):
             if outcome.load_error:
                 err = outcome.load_error if isinstance(outcome.load_error, dict) else {}
-                return f"{label}: load_state_dict(strict=True) of weights in the spec's layout failed: " \
+                return f"{label}: load_state_dict(strict=True) of weights in {whose} layout failed: " \
                        f"{' '.join(str(err.get('message', '')).split())[:200]}"
-            m = judged(make, state, train)
-            xt = torch.from_numpy(x).double()
-            with torch.no_grad():
-                expected = m(xt).numpy()
+            m, expected = target.outputs(state(), inputs, train)
             got = _output(outcome)
-            msg = check_tensor(got, expected.astype(x.dtype), "the output", tol=MODULE_TOL)
+            msg = check_tensor(got, expected.numpy().astype(inputs.dtype), "the output", tol=MODULE_TOL)
             if msg is None:
                 return None
             hint = ""
-            for text, alt in (alternatives(m, xt, train) if alternatives else ()):
+            xt = torch.from_numpy(inputs).double()
+            for what, alt in (alternatives(m, xt, train) if alternatives else ()):
                 try:
                     with torch.no_grad():
                         value = alt().numpy()
                 except Exception:  # noqa: BLE001  (a variant that does not apply)
                     continue
                 if isinstance(got, np.ndarray) and value.shape == got.shape and rel_error(got, value) <= MODULE_TOL:
-                    hint = f"; it matches {text}"
+                    hint = f"; it matches {what}"
                     break
-            return f"{label} with given weights, in {mode}: {msg}{hint}"
-        add(group, f"{label} with given weights, in {mode}", values, inputs=[x], state=state, train=train)
+            return f"{text}: {msg}{hint}"
+        add(group, text, values, state=state, inputs=[inputs], train=train)
     return cases
-
-
-def twin_training_mode(problem: Problem, twin: ModuleSpec, args: tuple, x: np.ndarray, draw: Draw,
-                       kwargs=None) -> list[Case]:
-    """The student's module with its torchvision twin's weights, in training mode."""
-    return against(problem, lambda: build(twin), args, x, draw, groups=("training mode",), kwargs=kwargs)
-
-
-def heavy(cases: list[Case]) -> list[Case]:
-    for case in cases:
-        case.heavy = True
-    return cases
-
-
-def layout(problem: Problem, group: str, twin: ModuleSpec, *args, **kwargs) -> Case:
-    """One build of a full-size ``problem.name(*args, **kwargs)``: parameter count, ``state_dict``
-    keys and shapes equal its torchvision twin's (found on the meta device)."""
-    label = call_text(problem.name, args, kwargs)
-    with torch.device("meta"):
-        twin_model = build(twin)
-    count = sum(p.numel() for p in twin_model.parameters())
-    shapes = {k: tuple(v.shape) for k, v in twin_model.state_dict().items()}
-    name = twin.path.rsplit(".", 1)[-1]
-
-    def check(outcome):
-        facts = _facts(outcome)
-        got = facts.get("num_params")
-        if got != count:
-            return f"{label} has {got} parameters; torchvision's {name} has {count:,}"
-        state = {k: tuple(v) for k, v in (facts.get("state_shapes") or {}).items()}
-        missing, extra = sorted(set(shapes) - set(state)), sorted(set(state) - set(shapes))
-        if missing or extra:
-            return f"{label}: state_dict keys differ from torchvision's {name}: missing {missing[:4]}, " \
-                   f"unexpected {extra[:4]}"
-        wrong = [k for k in shapes if state[k] != shapes[k]]
-        return f"{label}: {wrong[0]} has shape {fmt_shape(state[wrong[0]])}, torchvision's has " \
-               f"{fmt_shape(shapes[wrong[0]])}" if wrong else None
-    case = module(problem, group, f"parameters and state_dict of {label}", check, *args, **kwargs)
-    case.heavy = True
-    return case
 
 
 def downsample(cin: int, cout: int, stride: int):
@@ -285,8 +325,8 @@ class InceptionModule(Problem):
         for _ in range(2):
             args = (draw.int(3, 7), *draw.distinct(list(range(2, 9)), 6))
             x = _x(draw, draw.int(1, 3), args[0])
-            cases += against(self, lambda args=args: ref.InceptionModule(*args), args, x, draw,
-                             groups=MODULE_GROUPS[:4], alternatives=self.alternatives)
+            cases += module_cases(self, reference_target(ref.InceptionModule, *args), args, x, draw,
+                                  groups=MODULE_GROUPS[:4], alternatives=self.alternatives)
         return cases
 
     @staticmethod
@@ -312,11 +352,10 @@ class AuxClassifier(Problem):
 
     def cases(self, draw: Draw):
         cases = []
-        for size in ((draw.int(4, 8), draw.int(9, 16)), (14, 14)):
+        for size, groups in (((draw.int(4, 8), draw.int(9, 16)), MODULE_GROUPS[:4]), ((14, 14), MODULE_GROUPS[:3])):
             args = (draw.int(3, 9), draw.int(3, 12))
             x = draw.normal((draw.int(1, 4), args[0], *size), np.float32)
-            cases += against(self, lambda args=args: ref.AuxClassifier(*args), args, x, draw,
-                             groups=MODULE_GROUPS[:4])
+            cases += module_cases(self, reference_target(ref.AuxClassifier, *args), args, x, draw, groups=groups)
         args = (draw.int(3, 9), draw.int(3, 12))
         x = draw.normal((3, args[0], 8, 8), np.float32)
         label = f"{call_text(self.name, args)} in training mode, twice on the same input"
@@ -442,8 +481,7 @@ class BasicBlock(Problem):
         for cin, cout, stride in _block_shapes(draw, draw.int(3, 7)):
             twin = _basic_twin(cin, cout, stride)
             x = _x(draw, draw.int(1, 3), cin)
-            cases += contract(self, ref.BasicBlock, twin, cin, cout, stride, input_shape=x.shape, draw=draw)
-            cases += twin_training_mode(self, twin, (cin, cout, stride), _x(draw, 3, cin), draw)
+            cases += module_cases(self, twin_target(twin), (cin, cout, stride), x, draw, train_x=_x(draw, 3, cin))
         return cases + [self.trains(), self.degradation()]
 
     def trains(self):
@@ -476,8 +514,7 @@ class Bottleneck(Problem):
         for cin, stride in ((4 * mid, 1), (4 * mid, 2), (draw.int(3, 9), 1), (draw.int(3, 9), 2)):
             twin = _bottleneck_twin(cin, mid, stride)
             x = _x(draw, draw.int(1, 3), cin)
-            cases += contract(self, ref.Bottleneck, twin, cin, mid, stride, input_shape=x.shape, draw=draw)
-            cases += twin_training_mode(self, twin, (cin, mid, stride), _x(draw, 3, cin), draw)
+            cases += module_cases(self, twin_target(twin), (cin, mid, stride), x, draw, train_x=_x(draw, 3, cin))
         return cases
 
 
@@ -497,8 +534,8 @@ class PreActBlock(Problem):
         cases = []
         for cin, cout, stride in _block_shapes(draw, draw.int(3, 7)):
             x = _x(draw, draw.int(2, 4), cin)
-            cases += against(self, lambda a=(cin, cout, stride): ref.PreActBlock(*a), (cin, cout, stride), x, draw,
-                             alternatives=self.alternatives)
+            cases += module_cases(self, reference_target(ref.PreActBlock, cin, cout, stride), (cin, cout, stride), x,
+                                  draw, alternatives=self.alternatives)
         return cases
 
     @staticmethod
@@ -526,11 +563,13 @@ class ResNet(Problem):
 
     def cases(self, draw: Draw):
         classes = draw.int(3, 12)
-        cases = [layout(self, "torchvision layout", spec(f"{TV}.resnet{d}"), d) for d in (18, 34, 50, 101)]
+        x = draw.normal((2, 3, 33, 37), np.float32)
+        cases = [c for d in (18, 34, 50, 101) for c in module_cases(
+            self, twin_target(spec(f"{TV}.resnet{d}")), (d,), x, draw, groups=("torchvision layout",), heavy=True)]
         for depth in (18, 50):
             twin = spec(f"{TV}.resnet{depth}", num_classes=classes)
-            cases += heavy(contract(self, ref.resnet, twin, depth, input_shape=(2, 3, 33, 37), draw=draw,
-                                    groups=("torchvision weights",), num_classes=classes))
+            cases += module_cases(self, twin_target(twin), (depth,), x, draw, groups=("torchvision weights",),
+                                  kwargs={"num_classes": classes}, heavy=True)
         return cases + [raises(self, "invalid depth", d) for d in draw.distinct([16, 20, 32, 48, 152, 0], 2)]
 
 
@@ -561,8 +600,7 @@ class ResNeXtBlock(Problem):
             twin = _resnext_twin(cin, cout, card, width, stride)
             args = (cin, cout, card, width, stride)
             x = _x(draw, draw.int(1, 3), cin)
-            cases += contract(self, ref.ResNeXtBlock, twin, *args, input_shape=x.shape, draw=draw)
-            cases += twin_training_mode(self, twin, args, _x(draw, 3, cin), draw)
+            cases += module_cases(self, twin_target(twin), args, x, draw, train_x=_x(draw, 3, cin))
         return cases
 
 
@@ -578,9 +616,11 @@ class ResNeXt50(Problem):
     def cases(self, draw: Draw):
         classes = draw.int(3, 12)
         twin = spec(f"{TV}.resnext50_32x4d", num_classes=classes)
-        return [layout(self, "torchvision layout", spec(f"{TV}.resnext50_32x4d"))] + heavy(contract(
-            self, ref.resnext50_32x4d, twin, input_shape=(1, 3, 33, 35), draw=draw, groups=("torchvision weights",),
-            num_classes=classes))
+        x = draw.normal((1, 3, 33, 35), np.float32)
+        return module_cases(self, twin_target(spec(f"{TV}.resnext50_32x4d")), (), x, draw,
+                            groups=("torchvision layout",), heavy=True) + \
+            module_cases(self, twin_target(twin), (), x, draw, groups=("torchvision weights",),
+                         kwargs={"num_classes": classes}, heavy=True)
 
 
 # ----------------------------------------------------------------------------- DenseNet
@@ -614,8 +654,8 @@ class DenseLayer(Problem):
             twin = _dense_layer_twin(cin, growth, bn_size)
             kwargs = {} if bn_size == 4 else {"bn_size": bn_size}
             x = _x(draw, draw.int(1, 3), cin)
-            cases += contract(self, ref.DenseLayer, twin, cin, growth, input_shape=x.shape, draw=draw, **kwargs)
-            cases += twin_training_mode(self, twin, (cin, growth), _x(draw, 3, cin), draw, kwargs=kwargs)
+            cases += module_cases(self, twin_target(twin), (cin, growth), x, draw, kwargs=kwargs,
+                                  train_x=_x(draw, 3, cin))
         return cases
 
 
@@ -631,9 +671,9 @@ class DenseBlock(Problem):
             twin = spec(f"{TV}.densenet._DenseBlock", layers, cin, bn_size, growth, 0.0)
             kwargs = {} if bn_size == 4 else {"bn_size": bn_size}
             x = _x(draw, draw.int(1, 3), cin)
-            cases += contract(self, ref.DenseBlock, twin, layers, cin, growth, input_shape=x.shape, draw=draw,
-                              groups=("output shape", "parameters", "state_dict", "torchvision weights"), **kwargs)
-            cases += twin_training_mode(self, twin, (layers, cin, growth), _x(draw, 3, cin), draw, kwargs=kwargs)
+            cases += module_cases(self, twin_target(twin), (layers, cin, growth), x, draw, kwargs=kwargs,
+                                  train_x=_x(draw, 3, cin), groups=tuple(g for g in TWIN_GROUPS if g != "submodules"))
+
         return cases
 
 
@@ -648,8 +688,7 @@ class Transition(Problem):
             cout = draw.int(2, cin)
             twin = spec(f"{TV}.densenet._Transition", cin, cout)
             x = draw.normal((draw.int(1, 3), cin, draw.odd(5, 12), draw.int(5, 12)), np.float32)
-            cases += contract(self, ref.Transition, twin, cin, cout, input_shape=x.shape, draw=draw)
-            cases += twin_training_mode(self, twin, (cin, cout), _x(draw, 3, cin), draw)
+            cases += module_cases(self, twin_target(twin), (cin, cout), x, draw, train_x=_x(draw, 3, cin))
         return cases
 
 
@@ -665,9 +704,11 @@ class DenseNet121(Problem):
     def cases(self, draw: Draw):
         classes = draw.int(3, 12)
         twin = spec(f"{TV}.densenet121", num_classes=classes)
-        return [layout(self, "torchvision layout", spec(f"{TV}.densenet121"))] + heavy(contract(
-            self, ref.densenet121, twin, input_shape=(1, 3, 33, 35), draw=draw, groups=("torchvision weights",),
-            num_classes=classes))
+        x = draw.normal((1, 3, 33, 35), np.float32)
+        return module_cases(self, twin_target(spec(f"{TV}.densenet121")), (), x, draw,
+                            groups=("torchvision layout",), heavy=True) + \
+            module_cases(self, twin_target(twin), (), x, draw, groups=("torchvision weights",),
+                         kwargs={"num_classes": classes}, heavy=True)
 
 
 # ----------------------------------------------------------------------------- SENet
@@ -689,8 +730,8 @@ class SEBlock(Problem):
             channels = (reduction or 16) * draw.int(1, 4)
             kwargs = {} if reduction is None else {"reduction": reduction}
             x = draw.normal((draw.int(2, 4), channels, draw.int(3, 8), draw.int(3, 8)), np.float32, 2.0)
-            cases += against(self, lambda c=channels, k=kwargs: ref.SEBlock(c, **k), (channels,), x, draw,
-                             groups=MODULE_GROUPS[:4], kwargs=kwargs, alternatives=self.alternatives)
+            cases += module_cases(self, reference_target(ref.SEBlock, channels, **kwargs), (channels,), x, draw,
+                                  groups=MODULE_GROUPS[:4], kwargs=kwargs, alternatives=self.alternatives)
         return cases
 
     @staticmethod
@@ -720,8 +761,8 @@ class SEBasicBlock(Problem):
             cout = max(cout, reduction)
             x = _x(draw, draw.int(2, 4), cin)
             args = (cin, cout, stride)
-            cases += against(self, lambda a=args, r=reduction: ref.SEBasicBlock(*a, reduction=r), args, x, draw,
-                             kwargs={"reduction": reduction}, alternatives=self.alternatives)
+            cases += module_cases(self, reference_target(ref.SEBasicBlock, *args, reduction=reduction), args, x,
+                                  draw, kwargs={"reduction": reduction}, alternatives=self.alternatives)
         return cases
 
     @staticmethod
@@ -824,6 +865,13 @@ def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
+def _deform_conv2d(x, offset, weight, *args, **kwargs):
+    """The reference; on the meta device (output shapes, drawn cases) the shape the offsets give."""
+    if x.device.type == "meta":
+        return torch.empty((offset.shape[0], weight.shape[0], *offset.shape[2:]), dtype=x.dtype, device="meta")
+    return ref.deform_conv2d(x, offset, weight, *args, **kwargs)
+
+
 class DeformConv2d(Problem):
     name = "deform_conv2d"
     banned_names = family_names("deformable")
@@ -859,7 +907,7 @@ class DeformConv2d(Problem):
             if bias:
                 kwargs["bias"] = draw.normal((cout,), dtype)
             gradients = {0: "x", 1: "offset", 2: "weight"} if grad else None
-            return tensor(self, group, ref.deform_conv2d, draw.normal((n, c, h, w), dtype),
+            return tensor(self, group, _deform_conv2d, draw.normal((n, c, h, w), dtype),
                           off, draw.normal((cout, c, kh, kw), dtype), grad=gradients, draw=draw,
                           alternatives=self.alternatives, **kwargs)
         return [add("zero offsets", offsets=0.0), add("zero offsets", stride=2, padding=1, offsets=0.0),
