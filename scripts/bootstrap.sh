@@ -6,20 +6,30 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
-# bubblewrap sandboxes the student's kernel during grading.
-if ! command -v bwrap >/dev/null 2>&1; then
+# bubblewrap sandboxes the student's kernel during grading; chromium (Debian's package,
+# driven through Playwright without a browser download) runs tests/test_browser.py.
+MISSING=""
+command -v bwrap >/dev/null 2>&1 || MISSING="bubblewrap"
+[ -x /usr/bin/chromium ] || MISSING="$MISSING chromium"
+if [ -n "$MISSING" ]; then
     SUDO=""
     if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
         SUDO="sudo -n"
     fi
     if { [ "$(id -u)" = 0 ] || [ -n "$SUDO" ]; } && command -v apt-get >/dev/null 2>&1; then
-        echo "installing bubblewrap (apt-get)"
+        echo "installing$MISSING (apt-get)"
         $SUDO apt-get update -qq >/dev/null
-        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $MISSING >/dev/null
     else
-        echo "warning: bubblewrap (bwrap) is not installed; grading will refuse to run" \
-             "unless unsandboxed grading is allowed (see README). Install it with:" \
-             "sudo apt-get install bubblewrap" >&2
+        case "$MISSING" in *bubblewrap*)
+            echo "warning: bubblewrap (bwrap) is not installed; grading will refuse to run" \
+                 "unless unsandboxed grading is allowed (see README). Install it with:" \
+                 "sudo apt-get install bubblewrap" >&2;;
+        esac
+        case "$MISSING" in *chromium*)
+            echo "warning: chromium is not installed; the browser test (tests/test_browser.py)" \
+                 "will fail. Install it with: sudo apt-get install chromium" >&2;;
+        esac
     fi
 fi
 

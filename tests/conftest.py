@@ -1,7 +1,9 @@
 """Shared fixtures: temporary nbgrader courses built from the real course files."""
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -37,6 +39,20 @@ def submit(root: Path, student: str, assignment: str, nb=None, raw: bytes | None
     else:
         nbformat.write(nb, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def student_env(tmp_path_factory) -> Path:
+    """The students' environment, built once per session by scripts/student_env.sh (shared by
+    tests/test_student_env.py and tests/test_browser.py; ``TEST_STUDENT_ENV``: an environment
+    the script built before)."""
+    if os.environ.get("TEST_STUDENT_ENV"):
+        return Path(os.environ["TEST_STUDENT_ENV"])
+    env = tmp_path_factory.mktemp("student") / "venv"
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "student_env.sh"), str(env)], cwd=REPO,
+                          capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return env
 
 
 @pytest.fixture(scope="session")

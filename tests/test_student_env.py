@@ -22,18 +22,6 @@ TEXT_SUFFIXES = {".py", ".pyi", ".json", ".ipynb", ".md", ".txt", ".cfg", ".toml
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def student_env(tmp_path_factory) -> Path:
-    """Built afresh by the script (``TEST_STUDENT_ENV``: an environment the script built before)."""
-    if os.environ.get("TEST_STUDENT_ENV"):
-        return Path(os.environ["TEST_STUDENT_ENV"])
-    env = tmp_path_factory.mktemp("student") / "venv"
-    proc = subprocess.run(["bash", str(REPO / "scripts" / "student_env.sh"), str(env)], cwd=REPO,
-                          capture_output=True, text=True, timeout=1800)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return env
-
-
 def run_in(env: Path, code: str, cwd: Path, **extra_env) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     environ |= {"PATH": f"{env / 'bin'}:/usr/bin:/bin", **extra_env}
