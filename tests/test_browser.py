@@ -121,6 +121,12 @@ def sync_playwright():
     return sync_playwright()
 
 
+def expect(locator):
+    from playwright.sync_api import expect
+
+    return expect(locator)
+
+
 KERNEL_DONE = """() => {
     const idle = Array.from(document.querySelectorAll('.jp-StatusBar-TextItem'))
         .some(e => /\\|\\s*Idle/.test(e.textContent));
@@ -155,7 +161,10 @@ def test_student_fetches_runs_validates_and_submits_in_jupyterlab(student_env, t
             try:
                 student_session(page, url)
             except BaseException:
-                page.screenshot(path=str(ARTIFACTS / "failure.png"))
+                try:
+                    page.screenshot(path=str(ARTIFACTS / "failure.png"))
+                except Exception:  # the step's own error says more
+                    pass
                 raise
             finally:
                 browser.close()
@@ -228,7 +237,9 @@ def student_session(page, url: str) -> None:
     dialog.wait_for(state="hidden")
 
     page.get_by_role("tab", name="Assignments").click()
-    fetched.get_by_role("button", name="Submit").click()
+    submit = fetched.get_by_role("button", name="Submit")
+    submit.click()
     submitted = page.locator("#submitted_assignments_list .list_item", has_text=ASSIGNMENT)
     submitted.wait_for()
+    expect(submit).to_be_enabled(timeout=STEP_MS)  # the submission is done
     shot(SCREENSHOTS[4])
