@@ -116,8 +116,8 @@ class Target:
         return self._shapes[input_shape]
 
     def random_state(self, draw_seed: int) -> dict:
-        """Random weights in this layout (numpy, float32): conv and linear weights uniform with variance 1/fan_in,
-        biases N(0, 0.1), BatchNorm scales U(0.5, 1.5), shifts N(0, 0.3), running means N(0, 0.5)
+        """Random weights in this layout (numpy, float32): conv and linear weights uniform with
+        variance 1/fan_in, biases N(0, 0.1), BatchNorm scales U(0.5, 1.5), shifts N(0, 0.3), running means N(0, 0.5)
         and variances U(0.5, 2), so that loading or mode mistakes show."""
         rng = np.random.default_rng(draw_seed)
         _, shapes, kinds, _ = self.facts
@@ -352,10 +352,13 @@ class AuxClassifier(Problem):
 
     def cases(self, draw: Draw):
         cases = []
-        for size, groups in (((draw.int(4, 8), draw.int(9, 16)), MODULE_GROUPS[:4]), ((14, 14), MODULE_GROUPS[:3])):
+        for size, outputs in (((draw.int(4, 8), draw.int(9, 16)), True), ((14, 14), False)):
             args = (draw.int(3, 9), draw.int(3, 12))
             x = draw.normal((draw.int(1, 4), args[0], *size), np.float32)
-            cases += module_cases(self, reference_target(ref.AuxClassifier, *args), args, x, draw, groups=groups)
+            target = reference_target(ref.AuxClassifier, *args)
+            cases += module_cases(self, target, args, x, draw, groups=MODULE_GROUPS[:3])
+            if outputs:  # 2.1 million weights to send: heavy
+                cases += module_cases(self, target, args, x, draw, groups=("outputs",), heavy=True)
         args = (draw.int(3, 9), draw.int(3, 12))
         x = draw.normal((3, args[0], 8, 8), np.float32)
         label = f"{call_text(self.name, args)} in training mode, twice on the same input"
@@ -817,7 +820,8 @@ class RoundFilters(Problem):
             (Python's round() sends halves to the even neighbour).
         90% rule: when rounding to the nearest multiple lands below 90% of the scaled channels, add one more divisor:
             no layer may lose more than 10% of its width.
-        minimum: never return fewer than divisor channels (a layer must keep at least one group of channels).
+        minimum: the result is at least divisor channels, however small the layer (a layer keeps at least one group
+            of channels).
         divisor: use the divisor given: the rounding is to its multiples.""")
 
     def cases(self, draw: Draw):
@@ -844,8 +848,8 @@ class RoundRepeats(Problem):
     name = "round_repeats"
     groups = hints("""
         B0 to B7 depths: scale the number of layers of a stage and round up: a stage never loses a layer.
-        exact products: when depth_mult * repeats is a whole number, keep it (rounding up adds nothing then); return an
-            int.""")
+        exact products: when depth_mult * repeats is a whole number, keep it (rounding up adds nothing then); the
+            result is an int.""")
 
     def cases(self, draw: Draw):
         (_, d1), (_, d2) = draw.distinct(B_MULTS[1:], 2)
@@ -865,11 +869,11 @@ def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
-def _deform_conv2d(x, offset, weight, *args, **kwargs):
+def _deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1):
     """The reference; on the meta device (output shapes, drawn cases) the shape the offsets give."""
     if x.device.type == "meta":
         return torch.empty((offset.shape[0], weight.shape[0], *offset.shape[2:]), dtype=x.dtype, device="meta")
-    return ref.deform_conv2d(x, offset, weight, *args, **kwargs)
+    return ref.deform_conv2d(x, offset, weight, bias, stride, padding, dilation)
 
 
 class DeformConv2d(Problem):
