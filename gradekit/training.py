@@ -33,7 +33,13 @@ epoch), ``train_loss`` (the final loss on the whole training set, eval mode),
 
 - ``classify``: each model of ``models`` with cross-entropy (or the student's
   ``loss: {"fn": name, "kwargs": {...}}``, called ``fn(logits, target, **kwargs)``);
-  ``eval_logits`` on ``x_eval``.
+  ``eval_logits`` on ``x_eval``. ``augment: {"runs": [name, ...], "steps": [step, ...]}``
+  trains the runs named there on augmented images: before each epoch the training
+  images go through the student's functions, one step after another, each step
+  ``{"fn": name, "kwargs": {...}, "per_sample": {param: array (epochs, N)}}`` calling
+  ``fn(images, **kwargs, param=value)`` with the judge's value for each image and epoch
+  (images sharing the values in one call, as a batch); the other runs train on the
+  images as sent. The final ``train_loss`` is on the images as sent.
 - ``distill``: ``models["teacher"]`` trained (``teacher`` overrides the budget;
   ``{"epochs": 0}`` uses it as given), then ``models["student"]`` trained with the
   student's ``loss: {"fn": "distillation_loss", "kwargs": {"T": 4, "alpha": 0.9}}``
@@ -63,7 +69,7 @@ Top-level result: ``device``, ``train_seconds`` (all runs), ``threads`` and
 in ``history``, ``stopped: "non-finite loss"``); nothing is raised for it. Student
 exceptions become error records with the stage they happened in (``build``,
 ``train``, ``loss``, ``backward``, ``eval``, ``freeze``, ``param_groups``,
-``transfer``), followed by `` (run)`` when a request trains several models.
+``transfer``, ``augment: name``), followed by `` (run)`` when a request trains several models.
 
 A request without ``recipe`` is the original ``train`` request (one ``factory``,
 data at the top level, SGD lr 0.05 batch 64 five epochs by default) and returns
@@ -194,12 +200,14 @@ def _under(key: str, prefix: str) -> bool:
 
 
 # ------------------------------------------------------------------ the loop
-def _fit(ctx: _Context, run: str, model, x, y, cfg: _Config, loss=None, params=None, on_train=None) -> dict:
+def _fit(ctx: _Context, run: str, model, x, y, cfg: _Config, loss=None, params=None, on_train=None,
+         epoch_x=None) -> dict:
     """Train ``model`` on (x, y): the loop of the original ``train`` proc.
 
     ``loss(out, idx)`` defaults to cross-entropy on ``y[idx]``; ``params`` (tensors or
     param-group dicts) to all parameters; ``on_train(model)`` runs after each
-    ``model.train()`` (e.g. frozen BatchNorm layers back to eval mode).
+    ``model.train()`` (e.g. frozen BatchNorm layers back to eval mode); ``epoch_x(epoch)``,
+    when given, returns the training images of that epoch (e.g. augmented) in place of ``x``.
     """
     import torch
     import torch.nn.functional as F
@@ -218,10 +226,11 @@ def _fit(ctx: _Context, run: str, model, x, y, cfg: _Config, loss=None, params=N
         if on_train is not None:
             on_train(model)
         order = torch.randperm(n, generator=generator).to(ctx.device)
+        xe = x if epoch_x is None else epoch_x(_epoch)
         total, count = 0.0, 0
         for i in range(0, n, cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
-            value = _stage(ctx.stage("train", run), lambda: loss(model(x[idx]), idx))
+            value = _stage(ctx.stage("train", run), lambda: loss(model(xe[idx]), idx))
             if not isinstance(value, torch.Tensor) or value.numel() != 1:
                 raise StudentError(ctx.stage("loss", run), TypeError(
                     f"the loss is {type(value).__name__}"
@@ -287,9 +296,9 @@ def _train_loss(ctx: _Context, run: str, model, x, y, cfg: _Config, ignore_index
 
 
 def _classify_run(ctx: _Context, run: str, model, cfg: _Config, loss=None, params=None, on_train=None,
-                  eval_logits: bool = True) -> dict:
+                  eval_logits: bool = True, epoch_x=None) -> dict:
     x, y = ctx.data("x_train"), ctx.data("y_train", labels=True)
-    result = _fit(ctx, run, model, x, y, cfg, loss=loss, params=params, on_train=on_train)
+    result = _fit(ctx, run, model, x, y, cfg, loss=loss, params=params, on_train=on_train, epoch_x=epoch_x)
     if eval_logits:
         result["eval_logits"] = ctx.writer.encode(_outputs(ctx, run, model, ctx.data("x_eval"), cfg))
     result["train_loss"] = _train_loss(ctx, run, model, x, y, cfg)
@@ -306,6 +315,63 @@ def _student_loss(ctx: _Context, run: str, spec, *fixed):
     return loss
 
 
+def _augmenter(ctx: _Context, run: str, steps: list, x, epochs: int):
+    """``epoch_x(epoch)``: ``x`` passed through the student's functions, one step after another.
+
+    Each step is ``{"fn": name, "kwargs": {...}, "per_sample": {param: array (epochs, N)}}``:
+    in epoch ``e`` image ``i`` goes through ``fn(img, **kwargs, param=per_sample[param][e, i])``.
+    The images sharing one combination of values go through one call, as a batch
+    (``(n, C, H, W)``): the functions are graded on batches too. Nothing is random here.
+    """
+    import numpy as np
+    import torch
+
+    n = len(x)
+    prepared = []
+    for step in steps:
+        name, fn, kwargs = ctx.student_fn({"fn": step["fn"], "kwargs": step.get("kwargs", {})}, "augment")
+        per_sample = {}
+        for param, values in (step.get("per_sample") or {}).items():
+            values = ctx.reader.decode(values)
+            values = values.cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+            if values.shape != (epochs, n):
+                raise ValueError(f"augment {name}: {param} has shape {values.shape}, not ({epochs}, {n})")
+            per_sample[str(param)] = values
+        prepared.append((name, fn, kwargs, per_sample))
+
+    def scalar(value):
+        return int(value) if np.issubdtype(type(value), np.integer) else float(value)
+
+    def epoch_x(epoch: int):
+        out = x
+        with torch.no_grad():
+            for name, fn, kwargs, per_sample in prepared:
+                stage = ctx.stage(f"augment: {name}", run)
+                if not per_sample:
+                    combos, inverse = [()], np.zeros(n, dtype=np.int64)
+                    names = []
+                else:
+                    names = list(per_sample)
+                    keys = np.stack([per_sample[k][epoch] for k in names], 1)
+                    combos, inverse = np.unique(keys, axis=0, return_inverse=True)
+                    inverse = np.asarray(inverse).reshape(-1)
+                new = out.clone()
+                for j, combo in enumerate(combos):
+                    rows = torch.from_numpy(np.flatnonzero(inverse == j)).to(out.device)
+                    values = {k: scalar(v) for k, v in zip(names, combo)}
+                    got = _stage(stage, fn, out[rows], **kwargs, **values)
+                    if not isinstance(got, torch.Tensor) or tuple(got.shape) != tuple(out[rows].shape):
+                        raise StudentError(stage, TypeError(
+                            f"{name}(...) returned {type(got).__name__}"
+                            + (f" of shape {tuple(got.shape)}" if isinstance(got, torch.Tensor) else "")
+                            + f" for images of shape {tuple(out[rows].shape)}: expected the same shape"))
+                    new[rows] = got.to(new.dtype)
+                out = new
+        return out
+
+    return epoch_x
+
+
 # ---------------------------------------------------------------------- recipes
 def _runs(ctx: _Context):
     """The request, its training settings and the models to train (one run each)."""
@@ -316,12 +382,15 @@ def _runs(ctx: _Context):
 
 def recipe_classify(ctx: _Context) -> dict:
     request, cfg, models = _runs(ctx)
+    augment = request.get("augment") or {}
     runs = {}
     for run, desc in models.items():
         model = _build(ctx, desc, run, cfg.seed)
         loss = (_student_loss(ctx, run, request["loss"], ctx.data("y_train", labels=True))
                 if request.get("loss") else None)
-        runs[run] = _classify_run(ctx, run, model, cfg, loss=loss)
+        epoch_x = (_augmenter(ctx, run, augment["steps"], ctx.data("x_train"), cfg.epochs)
+                   if run in augment.get("runs", ()) else None)
+        runs[run] = _classify_run(ctx, run, model, cfg, loss=loss, epoch_x=epoch_x)
         del model
     return runs
 

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 import coursedata
-from autograder.cases.training import (Budget, TrainingResult, accuracy, accuracy_at_least, all_of, fixed,
-                                       lower_train_loss, miou, miou_at_least, more_accurate, student,
-                                       training_case)
+from autograder.cases.training import (Budget, TrainingResult, accuracy, accuracy_at_least, all_of, augment_step,
+                                       augmentation, fixed, lower_train_loss, miou, miou_at_least, more_accurate,
+                                       student, training_case)
 from autograder.problem import Outcome, error_message
 from gradekit.capture import run_request
 from gradekit.codec import ModuleSpec, Reader, Writer, dump_json, load_json
@@ -257,6 +257,85 @@ def test_evaluation_labels_never_go_to_the_kernel():
     case = training_case("t", "t", "classify", {"model": student("mlp")}, data, Budget(epochs=1), lambda r: None)
     sent = [v for v in case.request["data"].values()]
     assert not any(v is d.y_test for v in sent) and set(case.request["data"]) == {"x_train", "y_train", "x_eval"}
+
+
+# --------------------------------------------------------------------- augment
+class Batches(nn.Module):
+    """Remembers every training batch it sees (under its tag)."""
+
+    def __init__(self, tag):
+        super().__init__()
+        self.tag = tag
+        self.fc = nn.Linear(64, 10)
+        SEEN[tag] = []
+
+    def forward(self, x):
+        if self.training:
+            SEEN[self.tag].append(x.detach().clone())
+        return self.fc(x.flatten(1))
+
+
+def test_augment_applies_the_students_functions_with_the_judges_values_per_epoch(tmp_path):
+    d = coursedata.digits()
+    n, epochs = 40, 2
+    data = {"x_train": d.x_train[:n], "y_train": d.y_train[:n], "x_eval": d.x_test}
+    shifts = np.random.default_rng(0).integers(0, 3, (epochs, n))
+    calls = []
+
+    def shift(img, padding, by):
+        calls.append((img.shape[0], padding, by))
+        return torch.roll(img, by, dims=-1)
+
+    def darken(img):
+        return img * 0.5
+
+    SEEN.clear()
+    case = training_case("helps", "plain vs augmented", "classify",
+                         {"plain": student("Batches", "plain"), "augmented": student("Batches", "augmented")},
+                         data, Budget(epochs=epochs, batch_size=n), lambda result: None,
+                         augment=augmentation("augmented", augment_step("shift", {"by": shifts}, padding=1),
+                                              augment_step("darken")))
+    outcome = run_case(case, {"Batches": Batches, "shift": shift, "darken": darken}, tmp_path, seed=0)
+    assert outcome.ok and case.check(outcome) is None
+    # one call per epoch and distinct value, on the batch of images sharing it, kwargs passed through
+    assert sorted(calls) == sorted((int(np.sum(shifts[e] == v)), 1, int(v))
+                                   for e in range(epochs) for v in np.unique(shifts[e]))
+    x, gen = torch.from_numpy(d.x_train[:n]), torch.Generator().manual_seed(0)
+    for e in range(epochs):
+        order = torch.randperm(n, generator=gen)
+        want = torch.stack([torch.roll(x[i], int(shifts[e, i]), dims=-1) * 0.5 for i in range(n)])
+        assert torch.equal(SEEN["augmented"][e], want[order])  # the steps in order, the judge's values
+        assert torch.equal(SEEN["plain"][e], x[order])  # the other run sees the images as sent
+    # without the option the same run trains as before
+    alone = training_case("helps", "plain", "classify", {"plain": student("Batches", "plain")}, data,
+                          Budget(epochs=epochs, batch_size=n), lambda result: None)
+    again = run_case(alone, {"Batches": Batches}, tmp_path / "again", seed=0)
+    assert again.runs["plain"]["history"] == outcome.runs["plain"]["history"]
+
+
+def test_augment_errors_and_values_of_the_wrong_shape(tmp_path):
+    d = coursedata.digits()
+    n = 32
+    data = {"x_train": d.x_train[:n], "y_train": d.y_train[:n], "x_eval": d.x_test}
+    with pytest.raises(ValueError, match="one value per epoch and image"):
+        training_case("t", "t", "classify", {"a": student("mlp")}, data, Budget(epochs=2), lambda r: None,
+                      augment=augmentation("a", augment_step("f", {"v": np.zeros((1, n))})))
+    with pytest.raises(ValueError, match="classify option"):
+        training_case("t", "t", "classify", {"a": student("mlp")}, data, Budget(epochs=1), lambda r: None,
+                      augment=augmentation("b", augment_step("f")))
+
+    def crop(img, padding, top, left):
+        return img[..., 1:, 1:]
+
+    case = training_case("t", "t", "classify", {"plain": student("mlp"), "aug": student("mlp")}, data,
+                         Budget(epochs=1), lambda r: None,
+                         augment=augmentation("aug", augment_step("crop", {"top": np.zeros((1, n), np.int64),
+                                                                          "left": np.ones((1, n), np.int64)},
+                                                                  padding=1)))
+    outcome = run_case(case, {"mlp": mlp, "crop": crop}, tmp_path)
+    assert outcome.status == "error" and outcome.stage == "augment: crop (aug)"
+    message = error_message("crop", outcome, case.label)
+    assert "expected the same shape" in message, message
 
 
 # --------------------------------------------------------------------- distill

@@ -43,7 +43,7 @@ REQUIRED_DATA = {"classify": ("x_train", "y_train", "x_eval"), "distill": ("x_tr
 TRAINING_LABELS = ("y_train", "y_pre")
 #: Recipe options passed on to the kernel (see gradekit.training).
 OPTIONS = {"loss", "teacher", "compare_hard", "pretrain", "variants", "head", "new_kwargs", "freeze",
-           "param_groups", "record_steps", "return_logits", "eval_batch_size", "momentum", "seed"}
+           "param_groups", "record_steps", "return_logits", "eval_batch_size", "momentum", "seed", "augment"}
 VARIANTS = ("scratch", "frozen", "finetune")
 _OPTIMIZER_NAMES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD with momentum"}
 
@@ -91,6 +91,20 @@ def sequential(*parts: dict) -> dict:
     if not parts or not all(isinstance(p, dict) and ("spec" in p or "factory" in p) for p in parts):
         raise TypeError("sequential() takes student(...) and fixed(...) parts")
     return {"sequential": list(parts)}
+
+
+def augment_step(fn: str, per_sample: dict[str, np.ndarray] | None = None, **kwargs) -> dict:
+    """One step of an augmentation pipeline (``classify``'s ``augment`` option): before each
+    epoch the student's ``fn(images, **kwargs, param=value)`` with ``per_sample[param]`` an
+    array (epochs, N) of the judge's values, one per epoch and training image."""
+    return {"fn": str(fn), "kwargs": dict(kwargs),
+            "per_sample": {str(k): np.asarray(v) for k, v in (per_sample or {}).items()}}
+
+
+def augmentation(runs, *steps: dict) -> dict:
+    """The ``augment`` option of ``classify``: the runs trained on images that went through
+    ``steps`` (:func:`augment_step`) before each epoch; the other runs see the images as sent."""
+    return {"runs": [runs] if isinstance(runs, str) else list(runs), "steps": list(steps)}
 
 
 # ------------------------------------------------------------------ results
@@ -339,7 +353,8 @@ def training_case(group: str, label: str, recipe: str, models: dict[str, dict], 
         device: ``"auto"`` (CUDA when the kernel sees one) or an explicit device.
         extra: recipe options (``loss``, ``teacher``, ``compare_hard``, ``pretrain``,
             ``variants``, ``head``, ``new_kwargs``, ``freeze``, ``param_groups``,
-            ``record_steps``, ``return_logits``, ``eval_batch_size``, ``momentum``, ``seed``);
+            ``record_steps``, ``return_logits``, ``eval_batch_size``, ``momentum``, ``seed``,
+            ``augment``: :func:`augmentation`);
             ``teacher`` and ``pretrain`` may be a :class:`Budget` (its ``seconds`` is not used).
     """
     if recipe not in RECIPES:
@@ -359,6 +374,16 @@ def training_case(group: str, label: str, recipe: str, models: dict[str, dict], 
     for key in ("teacher", "pretrain"):
         if isinstance(extra.get(key), Budget):
             extra[key] = extra[key].request()
+    if "augment" in extra:
+        augment = extra["augment"]
+        n_train = int(np.asarray(data["x_train"]).shape[0])
+        if recipe != "classify" or not set(augment.get("runs", ())) <= set(models):
+            raise ValueError("augment is a classify option naming some of the models")
+        for step in augment["steps"]:
+            for param, values in step.get("per_sample", {}).items():
+                if np.shape(values) != (budget.epochs, n_train):
+                    raise ValueError(f"augment {step['fn']}: {param} must have shape "
+                                     f"({budget.epochs}, {n_train}), one value per epoch and image")
     if "variants" in extra:
         extra["variants"] = list(extra["variants"])
         if not set(extra["variants"]) <= set(VARIANTS):
