@@ -284,8 +284,9 @@ def downsample(cin: int, cout: int, stride: int):
     return nn("Sequential", nn("Conv2d", cin, cout, 1, stride=stride, bias=False), nn("BatchNorm2d", cout))
 
 
-def _x(draw: Draw, n: int, c: int, low: int = 5, high: int = 12) -> np.ndarray:
-    return draw.normal((n, c, draw.int(low, high), draw.int(low, high)), np.float32)
+def _x(draw: Draw, n: int, c: int) -> np.ndarray:
+    """A float32 input of odd and even, non-square sizes (from a few, so that drawn cases repeat)."""
+    return draw.normal((n, c, draw.choice((5, 8, 11)), draw.choice((7, 10))), np.float32)
 
 
 CONTRACT_HINTS = """
@@ -323,7 +324,7 @@ class InceptionModule(Problem):
     def cases(self, draw: Draw):
         cases = []
         for _ in range(2):
-            args = (draw.int(3, 7), *draw.distinct(list(range(2, 9)), 6))
+            args = (draw.choice((3, 5)), *draw.distinct([2, 3, 4, 5, 6, 7], 6))
             x = _x(draw, draw.int(1, 3), args[0])
             cases += module_cases(self, reference_target(ref.InceptionModule, *args), args, x, draw,
                                   groups=MODULE_GROUPS[:4], alternatives=self.alternatives)
@@ -352,14 +353,14 @@ class AuxClassifier(Problem):
 
     def cases(self, draw: Draw):
         cases = []
-        for size, outputs in (((draw.int(4, 8), draw.int(9, 16)), True), ((14, 14), False)):
-            args = (draw.int(3, 9), draw.int(3, 12))
-            x = draw.normal((draw.int(1, 4), args[0], *size), np.float32)
+        for size, outputs in (((draw.choice((4, 7)), draw.choice((9, 16))), True), ((14, 14), False)):
+            args = (draw.choice((3, 6)), draw.choice((4, 7)))
+            x = draw.normal((draw.int(1, 3), args[0], *size), np.float32)
             target = reference_target(ref.AuxClassifier, *args)
             cases += module_cases(self, target, args, x, draw, groups=MODULE_GROUPS[:3])
             if outputs:  # 2.1 million weights to send: heavy
                 cases += module_cases(self, target, args, x, draw, groups=("outputs",), heavy=True)
-        args = (draw.int(3, 9), draw.int(3, 12))
+        args = (draw.choice((3, 6)), draw.choice((4, 7)))
         x = draw.normal((3, args[0], 8, 8), np.float32)
         label = f"{call_text(self.name, args)} in training mode, twice on the same input"
 
@@ -464,7 +465,7 @@ def _bottleneck_twin(cin, mid, stride):
 
 def _block_shapes(draw: Draw, c: int):
     """(in, out, stride) for: the identity, a stride, a channel change, both."""
-    return [(c, c, 1), (c, c, 2), (c, c + draw.int(1, 5), 1), (c, 2 * c, 2)]
+    return [(c, c, 1), (c, c, 2), (c, c + draw.choice((1, 3)), 1), (c, 2 * c, 2)]
 
 
 class BasicBlock(Problem):
@@ -481,7 +482,7 @@ class BasicBlock(Problem):
 
     def cases(self, draw: Draw):
         cases = []
-        for cin, cout, stride in _block_shapes(draw, draw.int(3, 7)):
+        for cin, cout, stride in _block_shapes(draw, draw.choice((3, 5))):
             twin = _basic_twin(cin, cout, stride)
             x = _x(draw, draw.int(1, 3), cin)
             cases += module_cases(self, twin_target(twin), (cin, cout, stride), x, draw, train_x=_x(draw, 3, cin))
@@ -513,8 +514,8 @@ class Bottleneck(Problem):
 
     def cases(self, draw: Draw):
         cases = []
-        mid = draw.int(2, 5)
-        for cin, stride in ((4 * mid, 1), (4 * mid, 2), (draw.int(3, 9), 1), (draw.int(3, 9), 2)):
+        mid = draw.choice((2, 3))
+        for cin, stride in ((4 * mid, 1), (4 * mid, 2), (draw.choice((5, 7)), 1), (draw.choice((5, 7)), 2)):
             twin = _bottleneck_twin(cin, mid, stride)
             x = _x(draw, draw.int(1, 3), cin)
             cases += module_cases(self, twin_target(twin), (cin, mid, stride), x, draw, train_x=_x(draw, 3, cin))
@@ -535,7 +536,7 @@ class PreActBlock(Problem):
 
     def cases(self, draw: Draw):
         cases = []
-        for cin, cout, stride in _block_shapes(draw, draw.int(3, 7)):
+        for cin, cout, stride in _block_shapes(draw, draw.choice((3, 5))):
             x = _x(draw, draw.int(2, 4), cin)
             cases += module_cases(self, reference_target(ref.PreActBlock, cin, cout, stride), (cin, cout, stride), x,
                                   draw, alternatives=self.alternatives)
@@ -653,7 +654,7 @@ class DenseLayer(Problem):
     def cases(self, draw: Draw):
         cases = []
         for bn_size in (4, draw.choice([1, 2, 3])):
-            cin, growth = draw.int(3, 12), draw.int(2, 7)
+            cin, growth = draw.choice((4, 7)), draw.choice((3, 5))
             twin = _dense_layer_twin(cin, growth, bn_size)
             kwargs = {} if bn_size == 4 else {"bn_size": bn_size}
             x = _x(draw, draw.int(1, 3), cin)
@@ -669,8 +670,8 @@ class DenseBlock(Problem):
 
     def cases(self, draw: Draw):
         cases = []
-        for layers, bn_size in ((draw.int(2, 5), 4), (draw.int(1, 4), draw.choice([1, 2]))):
-            cin, growth = draw.int(3, 10), draw.int(2, 6)
+        for layers, bn_size in ((draw.choice((2, 4)), 4), (draw.choice((1, 3)), draw.choice([1, 2]))):
+            cin, growth = draw.choice((4, 6)), draw.choice((2, 4))
             twin = spec(f"{TV}.densenet._DenseBlock", layers, cin, bn_size, growth, 0.0)
             kwargs = {} if bn_size == 4 else {"bn_size": bn_size}
             x = _x(draw, draw.int(1, 3), cin)
@@ -687,10 +688,10 @@ class Transition(Problem):
     def cases(self, draw: Draw):
         cases = []
         for _ in range(2):
-            cin = draw.int(4, 16)
-            cout = draw.int(2, cin)
+            cin = draw.choice((6, 9, 12))
+            cout = draw.choice((3, 5))
             twin = spec(f"{TV}.densenet._Transition", cin, cout)
-            x = draw.normal((draw.int(1, 3), cin, draw.odd(5, 12), draw.int(5, 12)), np.float32)
+            x = _x(draw, draw.int(1, 3), cin)
             cases += module_cases(self, twin_target(twin), (cin, cout), x, draw, train_x=_x(draw, 3, cin))
         return cases
 
@@ -732,7 +733,7 @@ class SEBlock(Problem):
         for reduction in (None, draw.choice([2, 4, 8])):
             channels = (reduction or 16) * draw.int(1, 4)
             kwargs = {} if reduction is None else {"reduction": reduction}
-            x = draw.normal((draw.int(2, 4), channels, draw.int(3, 8), draw.int(3, 8)), np.float32, 2.0)
+            x = 2 * _x(draw, draw.int(2, 4), channels)
             cases += module_cases(self, reference_target(ref.SEBlock, channels, **kwargs), (channels,), x, draw,
                                   groups=MODULE_GROUPS[:4], kwargs=kwargs, alternatives=self.alternatives)
         return cases
