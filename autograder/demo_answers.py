@@ -133,6 +133,109 @@ MISTAKES: dict[str, dict[str, dict[str, str]]] = {
 """,
         },
     },
+    "w3_architectures": {
+        "carol": {
+            "BasicBlock": """Projects only when the channels change, not when the stride halves the size.
+- if stride != 1 or in_channels != out_channels:
++ if in_channels != out_channels:
+""",
+            "SEBlock": """Rescales with the raw FC output: no sigmoid.
+- s = self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x)))))
++ s = self.fc2(self.activation(self.fc1(self.avgpool(x))))
+""",
+            "googlenet_loss": """Averages the auxiliary losses over the classifiers instead of summing them.
+- loss = loss + aux_weight * F.cross_entropy(logits, target)
++ loss = loss + aux_weight * F.cross_entropy(logits, target) / len(aux_logits)
+""",
+            "round_filters": """Forgets to add a divisor when rounding lost more than 10% of the channels.
+- if new < 0.9 * scaled:
+- new += divisor
++ pass
+""",
+        },
+        "dave": {
+            "DenseBlock": """Returns the features concatenated newest first.
+- return torch.cat(features, dim=1)
++ return torch.cat(features[::-1], dim=1)
+""",
+            "InceptionModule": """The 5x5 branch uses a 3x3 conv (as torchvision's GoogLeNet does) instead of a real 5x5.
+- nn.Conv2d(ch5x5red, ch5x5, 5, padding=2), nn.ReLU(inplace=True))
++ nn.Conv2d(ch5x5red, ch5x5, 3, padding=1), nn.ReLU(inplace=True))
+""",
+            "Bottleneck": """Puts the stride on the first 1x1 conv (the original ResNet paper) instead of the 3x3.
+- self.conv1 = nn.Conv2d(in_channels, mid_channels, 1, bias=False)
++ self.conv1 = nn.Conv2d(in_channels, mid_channels, 1, stride=stride, bias=False)
+- self.conv2 = nn.Conv2d(mid_channels, mid_channels, 3, stride=stride, padding=1, bias=False)
++ self.conv2 = nn.Conv2d(mid_channels, mid_channels, 3, padding=1, bias=False)
+""",
+        },
+    },
+    "w4_segmentation": {
+        "carol": {
+            "confusion_matrix": """Rows are predictions and columns targets.
+- counts = torch.bincount(target * num_classes + pred, minlength=num_classes * num_classes)
++ counts = torch.bincount(pred * num_classes + target, minlength=num_classes * num_classes)
+""",
+            "center_crop": """The offsets rounded up.
+- top = int(round((h - ch) / 2.0))
+- left = int(round((w - cw) / 2.0))
++ top = (h - ch + 1) // 2
++ left = (w - cw + 1) // 2
+""",
+            "mean_iou": """A class absent from both maps gets IoU 0 and counts in the mean.
+- iou = torch.where(union > 0, tp / union.clamp(min=1), torch.full_like(tp, float("nan")))
++ iou = tp / union.clamp(min=1)
+""",
+        },
+        "dave": {
+            "UNet": """No skip connections: the decoder blocks see the upsampled maps only.
+- self.decoder = nn.ModuleList([block(2 * widths[i], widths[i]) for i in reversed(range(depth))])
++ self.decoder = nn.ModuleList([block(widths[i], widths[i]) for i in reversed(range(depth))])
+- skip = center_crop(skips.pop(), x.shape[-2:])
+- x = block(torch.cat([skip, x], dim=1))
++ x = block(x)
+""",
+            "conv_transpose2d": """output_padding is ignored in the output size.
+- out_h = (h - 1) * sh - 2 * ph + kh + oph
+- out_w = (w - 1) * sw - 2 * pw + kw + opw
++ out_h = (h - 1) * sh - 2 * ph + kh
++ out_w = (w - 1) * sw - 2 * pw + kw
+""",
+            "ASPP": """No image-pooling branch.
+- convs.append(branch(nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_channels, out_channels, 1, bias=False)))
++ convs.append(branch(nn.Conv2d(in_channels, out_channels, 1, bias=False)))
+""",
+        },
+    },
+    "w5_augmentation_transfer": {
+        "carol": {
+            "cutmix": """Mixes the labels with lam as drawn, not corrected after clipping the box.
+- lam = 1.0 - (y2 - y1) * (x2 - x1) / (h * w)
+""",
+            "distillation_loss": """Leaves out the T^2 factor.
+- return alpha * T * T * soft + (1 - alpha) * hard
++ return alpha * soft + (1 - alpha) * hard
+""",
+            "rotate": """Rotates clockwise (the forward map used as the inverse).
+- a = math.radians(angle)
++ a = math.radians(-angle)
+""",
+        },
+        "dave": {
+            "mixup": """Mixes the labels with 1 - lam on y.
+- return lam * x + (1 - lam) * x[perm], lam * onehot + (1 - lam) * onehot[perm]
++ return lam * x + (1 - lam) * x[perm], (1 - lam) * onehot + lam * onehot[perm]
+""",
+            "label_smoothing_loss": """Spreads epsilon over the K - 1 wrong classes only.
+- smooth = -logp.mean(dim=1)
++ smooth = (-logp.sum(dim=1) - nll) / (logits.shape[1] - 1)
+""",
+            "freeze": """Puts the frozen BatchNorm layers in eval mode once; model.train() switches them back.
+- module.register_forward_pre_hook(keep_eval)
+""",
+        },
+    },
+
 }
 
 
