@@ -22,7 +22,8 @@ from solutions import w5_augmentation_transfer as ref
 
 from ..cases import Draw, call, compare, raises, spec, tensor, torch_args
 from ..cases import nn as tnn
-from ..cases.training import Budget, accuracy_at_least, fixed, more_accurate, training_case
+from ..cases.training import (Budget, accuracy_at_least, all_of, augment_step, augmentation, fixed,
+                              more_accurate, training_case)
 from ..compare import check_int, describe, fmt_shape
 from ..ops import family_names, family_ops
 from ..problem import Case, Outcome, Problem, hints
@@ -102,7 +103,12 @@ class PadAndCrop(_Transform):
         batches: pad and crop the last two dimensions only, whatever comes before them.
         float32: keep the input's dtype.
         invalid [0.5]: a window that does not fit inside the padded image (top or left outside
-            [0, 2 * padding], or a negative padding) raises ValueError.""")
+            [0, 2 * padding], or a negative padding) raises ValueError.
+        shifts help (smoke test) [2]: a CNN trained on 300 centred digits is tested on digits moved 1 or 2
+            pixels down and to the right. The same CNN trained with your pad_and_crop(img, 2, top, left) applied
+            before each epoch (top and left drawn by the grader in 0..2: moves of 0 to 2 pixels down and right)
+            should beat it by more than 10 points and reach 75% on them. If it does not, check which way
+            (top, left) moves the picture: the window starting above the image moves the picture down.""")
 
     def alternatives(self, padding, top, left):
         def variant(x, p, t, l_, fill=0.0):
@@ -135,7 +141,8 @@ class PadAndCrop(_Transform):
                 add("batches", _shape(draw, True), p, *offsets(p)),
                 add("float32", _shape(draw, True), p, *offsets(p), dtype=np.float32)] + \
             [raises(self, "invalid", _images(draw, _shape(draw, False)), *args)
-             for args in ((p, 2 * p + 1, 0), (p, 0, -1), (p, -1, p), (-1, 0, 0))]
+             for args in ((p, 2 * p + 1, 0), (p, 0, -1), (p, -1, p), (-1, 0, 0))] + \
+            [augment_case("shifts help (smoke test)", "pad_and_crop", draw.int(0, 1000), draw)]
 
 
 class Rotate(_Transform):
@@ -150,7 +157,11 @@ class Rotate(_Transform):
         non-square: the centre of an H x W image is at ((W - 1) / 2, (H - 1) / 2) in pixel coordinates (pixel
             centres at integers); x goes with the width, y with the height.
         batches: rotate the last two dimensions, the same way for every image of a batch.
-        float32: keep the input's dtype.""")
+        float32: keep the input's dtype.
+        rotations help (smoke test) [2]: a CNN trained on 300 upright digits is tested on digits turned 10 to
+            30 degrees counter-clockwise. The same CNN trained with your rotate(img, angle) applied before each
+            epoch (angles drawn by the grader in 0..30 degrees) should beat it by more than 10 points and reach
+            75% on them. If it does not, check the direction: positive angles turn the picture counter-clockwise.""")
 
     def alternatives(self, angle):
         def variant(x, a, centre=0.0, border=False):
@@ -191,7 +202,8 @@ class Rotate(_Transform):
                 add("non-square", _shape(draw, False), angle(10, 80)),
                 add("non-square", (1, *draw.hw(5, 12)), -angle(20, 160)),
                 add("batches", _shape(draw, True), angle(10, 350)),
-                add("float32", _shape(draw, True), angle(10, 80), np.float32)]
+                add("float32", _shape(draw, True), angle(10, 80), np.float32),
+                augment_case("rotations help (smoke test)", "rotate", draw.int(0, 1000), draw)]
 
 
 # ----------------------------------------------------------------------------- photometric transforms
@@ -941,3 +953,73 @@ def distill_case(group: str, seed: int, draw: Draw) -> Case:
                          DISTILL_BUDGET, accuracy_at_least(data.y_test, DISTILL_BAR, run="student"), num_classes=10,
                          loss={"fn": "distillation_loss", "kwargs": dict(DISTILL_KWARGS)},
                          teacher=DISTILL_TEACHER_BUDGET, compare_hard=True, seed=seed)
+
+
+#: (c) augmentation: a CNN trained on AUGMENT_TRAIN centred, upright digits, tested on held-out
+#: digits of a shifted "world" (the test split moved down and right, or turned counter-clockwise,
+#: by the reference functions); the same CNN trained on the student's augmented images (values
+#: drawn here, per epoch and image, covering that world) must beat it by more than AUGMENT_MARGIN
+#: and reach AUGMENT_BAR on that world (augmenting the wrong way sometimes beats a weak plain run,
+#: but never gets near the bar).
+AUGMENT_TRAIN = 300
+AUGMENT_NET = _cnn((16, 32, 32), 10)
+AUGMENT_BUDGET = Budget(epochs=30, optimizer="adam", lr=3e-3, batch_size=32, seconds=90.0)
+AUGMENT_MARGIN = 0.10
+AUGMENT_BAR = 0.75
+AUGMENT_PADDING = 2
+#: The world's offsets (top, left in 0..1: moves of 1-2 pixels down and right) and the training ones (0..2).
+AUGMENT_WORLD_OFFSETS, AUGMENT_OFFSETS = (0, 1), (0, 1, 2)
+#: The world's angles (counter-clockwise) and the training ones, in degrees.
+AUGMENT_WORLD_ANGLES, AUGMENT_ANGLES = (10.0, 15.0, 20.0, 25.0, 30.0), (0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
+
+
+def _grouped(fn, x: torch.Tensor, values: dict) -> torch.Tensor:
+    """``fn(img, **{k: values[k][i]})`` for every image i, images sharing values in one call."""
+    names = list(values)
+    cast = {k: int if np.issubdtype(np.asarray(values[k]).dtype, np.integer) else float for k in names}
+    keys = np.stack([np.asarray(values[k]) for k in names], 1)
+    out = x.clone()
+    for combo in np.unique(keys, axis=0):
+        rows = torch.from_numpy(np.flatnonzero(np.all(keys == combo, 1)))
+        out[rows] = fn(x[rows], **{k: cast[k](v) for k, v in zip(names, combo)})
+    return out
+
+
+@functools.lru_cache(maxsize=2)
+def _world(kind: str) -> np.ndarray:
+    """The held-out digits of the world, once per kind (fixed values): moved with the reference
+    pad_and_crop or turned with the reference rotate."""
+    x, rng = torch.from_numpy(_digits().x_test), np.random.default_rng(5)
+    if kind == "pad_and_crop":
+        x = _grouped(functools.partial(ref.pad_and_crop, padding=AUGMENT_PADDING), x,
+                     {k: rng.choice(AUGMENT_WORLD_OFFSETS, len(x)) for k in ("top", "left")})
+    else:
+        x = _grouped(ref.rotate, x, {"angle": rng.choice(AUGMENT_WORLD_ANGLES, len(x))})
+    return x.numpy().astype(np.float32)
+
+
+def augment_case(group: str, kind: str, seed: int, draw: Draw) -> Case:
+    """``kind`` 'pad_and_crop' (shifts) or 'rotate': the student's function as augmentation
+    against no augmentation, on held-out digits of a shifted or turned world."""
+    data = _digits()
+    pick = draw.rng.choice(len(data.y_train), AUGMENT_TRAIN, replace=False)
+    n_eval, epochs = len(data.y_test), AUGMENT_BUDGET.epochs
+    if kind == "pad_and_crop":
+        offsets = {k: draw.rng.choice(AUGMENT_OFFSETS, (epochs, AUGMENT_TRAIN)).astype(np.int64)
+                   for k in ("top", "left")}
+        step = augment_step("pad_and_crop", offsets, padding=AUGMENT_PADDING)
+        what = (f"pad_and_crop(img, {AUGMENT_PADDING}, top, left) with top, left in 0..2 before each epoch, "
+                f"tested on {n_eval} digits moved 1-2 pixels down and right")
+    elif kind == "rotate":
+        step = augment_step("rotate", {"angle": draw.rng.choice(AUGMENT_ANGLES, (epochs, AUGMENT_TRAIN))})
+        what = f"rotate(img, angle) with angles in 0..30 degrees before each epoch, tested on {n_eval} digits " \
+               "turned 10-30 degrees counter-clockwise"
+    else:
+        raise ValueError(f"unknown augmentation {kind!r}")
+    label = f"augmentation: a CNN trained on {AUGMENT_TRAIN} digits with {what}, against the same CNN without it"
+    return training_case(group, label, "classify", {"plain": fixed(AUGMENT_NET), "augmented": fixed(AUGMENT_NET)},
+                         {"x_train": data.x_train[pick], "y_train": data.y_train[pick],
+                          "x_eval": _world(kind)},
+                         AUGMENT_BUDGET, all_of(more_accurate("augmented", "plain", data.y_test, AUGMENT_MARGIN),
+                                                accuracy_at_least(data.y_test, AUGMENT_BAR, run="augmented")),
+                         num_classes=10, augment=augmentation("augmented", step), seed=seed)
