@@ -10,13 +10,13 @@ import io
 import tempfile
 from pathlib import Path
 
-import torch
+import numpy as np
 import torch.nn as nn
 from torchvision.models.resnet import BasicBlock
 
 import gradekit
-from autograder.cases import Draw, spec
-from autograder.cases.contract import GROUPS, contract
+from autograder.cases import spec
+from autograder.cases.contract import TWIN_GROUPS as GROUPS, contract, twin_target
 from autograder.judge import Judge
 from autograder.problem import Group, Problem
 
@@ -41,7 +41,8 @@ class Contract(Problem):
         twin = spec("torchvision.models.resnet.BasicBlock", 4, 8, 2,
                     spec("torch.nn.Sequential", spec("torch.nn.Conv2d", 4, 8, 1, 2, bias=False),
                          spec("torch.nn.BatchNorm2d", 8)))
-        return contract(self, Block, twin, 4, 8, 2, input_shape=(2, 4, 9, 11), draw=draw)
+        return contract(self, twin_target(twin), (4, 8, 2), draw.normal((2, 4, 9, 11), np.float32), draw,
+                        train_x=draw.normal((3, 4, 9, 11), np.float32))
 
 
 def grade(cls) -> dict[str, bool]:

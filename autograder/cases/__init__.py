@@ -7,8 +7,9 @@
   ``batch_independence``, ``timing``);
 - ``modules``: ``ModuleSpec`` builders (``nn``, ``spec``, ``random_state``) and
   building or rebuilding modules in the judge;
-- ``contract``: the module contract, one table row per ``nn.Module`` problem
-  (output shape, parameter count, ``state_dict`` layout, torchvision's weights, submodules);
+- ``contract``: the module contract, one table row per ``nn.Module`` problem against its
+  torchvision twin or the week's reference (output shape, parameter count, ``state_dict``
+  layout, loaded weights in eval and training mode, submodules);
 - ``training``: training smoke tests (a recipe run in the kernel, a verdict here).
 """
 from .builders import batch_independence, call, compare, diagnose, integer, label_for, layer_kinds, module, \

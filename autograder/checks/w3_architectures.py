@@ -15,10 +15,11 @@ import textwrap
 import numpy as np
 import torch
 
-from gradekit.codec import ModuleSpec
 from solutions import w3_architectures as ref
 
-from ..cases import Draw, build, call, module, nn, raises, rows, spec, spec_text, tensor
+from ..cases import Draw, call, module, nn, raises, rows, spec, tensor
+from ..cases.contract import MODULE_GROUPS, TWIN_GROUPS, call_text, contract, output_of, reference_target, \
+    twin_target
 from ..cases.training import Budget, accuracy_at_least, fixed, lower_train_loss, sequential, student, \
     training_case
 from ..compare import check_tensor, describe, fmt_shape, rel_error
@@ -26,8 +27,6 @@ from ..ops import family_names, family_ops
 from ..problem import Case, Outcome, Problem, hints
 
 TV = "torchvision.models"
-#: Module cases compare float32 outputs in the kernel with float64 ones here.
-MODULE_TOL = 1e-4
 
 # ----------------------------------------------------------------------------- smoke tests
 #: (a) a small residual net of the student's BasicBlocks on the digits: held-out accuracy bar
@@ -73,208 +72,16 @@ def plain_and_residual(blocks: int = DEEP_BLOCKS, width: int = DEEP_WIDTH) -> tu
 
 
 # ----------------------------------------------------------------------------- module cases
-def call_text(name: str, args=(), kwargs=None) -> str:
-    return f"{name}({', '.join([repr(a) for a in args] + [f'{k}={v!r}' for k, v in (kwargs or {}).items()])})"
-
-
-class Target:
-    """A module built here, by text: this week's reference or a torchvision twin. Its facts
-    (parameter count, ``state_dict`` layout, submodule types, output shapes) are found once on
-    the meta device and cached, so that drawing cases costs nothing."""
-
-    _cache: dict = {}
-
-    def __new__(cls, text: str, make, twin: bool):
-        if text not in cls._cache:
-            self = super().__new__(cls)
-            self.text, self.make, self.twin = text, make, twin
-            self._shapes = {}
-            self._facts = None
-            cls._cache[text] = self
-        return cls._cache[text]
-
-    @property
-    def facts(self) -> tuple[int, dict, dict, dict]:
-        """(parameter count, key -> shape, key -> kind, submodule name -> type name)."""
-        if self._facts is None:
-            with torch.device("meta"):
-                m = self.make()
-            norms = {n for n, sub in m.named_modules() if isinstance(sub, torch.nn.modules.batchnorm._BatchNorm)}
-            kinds = {}
-            for key in m.state_dict():
-                owner, _, leaf = key.rpartition(".")
-                kinds[key] = f"norm {leaf}" if owner in norms else leaf
-            self._facts = (sum(p.numel() for p in m.parameters()),
-                           {k: tuple(v.shape) for k, v in m.state_dict().items()}, kinds,
-                           {n: type(sub).__name__ for n, sub in m.named_modules() if n})
-        return self._facts
-
-    def shape(self, input_shape: tuple) -> tuple:
-        if input_shape not in self._shapes:
-            with torch.device("meta"), torch.no_grad():
-                self._shapes[input_shape] = tuple(self.make().eval()(torch.empty(input_shape)).shape)
-        return self._shapes[input_shape]
-
-    def random_state(self, draw_seed: int) -> dict:
-        """Random weights in this layout (numpy, float32): conv and linear weights uniform with
-        variance 1/fan_in, biases N(0, 0.1), BatchNorm scales U(0.5, 1.5), shifts N(0, 0.3), running means N(0, 0.5)
-        and variances U(0.5, 2), so that loading or mode mistakes show."""
-        rng = np.random.default_rng(draw_seed)
-        _, shapes, kinds, _ = self.facts
-        state = {}
-        for key, shape in shapes.items():
-            kind = kinds[key]
-            if kind.endswith("num_batches_tracked"):
-                state[key] = np.array(int(rng.integers(1, 500)), dtype=np.int64)
-            elif kind == "norm weight":
-                state[key] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
-            elif kind in ("norm bias", "norm running_mean"):
-                state[key] = (rng.standard_normal(shape) * (0.3 if kind == "norm bias" else 0.5)).astype(np.float32)
-            elif kind == "norm running_var":
-                state[key] = rng.uniform(0.5, 2.0, shape).astype(np.float32)
-            elif kind == "weight" and len(shape) > 1:
-                bound = np.float32(np.sqrt(3.0 / int(np.prod(shape[1:]))))  # variance 1 / fan_in
-                state[key] = rng.random(shape, dtype=np.float32) * (2 * bound) - bound
-            else:
-                state[key] = (rng.standard_normal(shape) * 0.1).astype(np.float32)
-        return state
-
-    def outputs(self, state: dict, x: np.ndarray, train: bool) -> torch.nn.Module:
-        """``make()`` in float64 with ``state`` loaded, in training or eval mode, on ``x``."""
-        m = self.make()
-        m.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=True)
-        m = m.double().train(train)
-        with torch.no_grad():
-            return m, m(torch.from_numpy(x).double())
-
-
-def reference_target(cls, *args, **kwargs) -> Target:
-    return Target(f"reference {call_text(cls.__name__, args, kwargs)}", lambda: cls(*args, **kwargs), False)
-
-
-def twin_target(twin: ModuleSpec) -> Target:
-    return Target(spec_text(twin), lambda: build(twin), True)
-
-
-def _facts(outcome: Outcome) -> dict:
-    return outcome.facts if isinstance(outcome.facts, dict) else {}
-
-
-def _output(outcome: Outcome, index: int = 0):
-    outs = outcome.outputs if isinstance(outcome.outputs, list) else []
-    return outs[index] if len(outs) > index else None
-
-
-def _lazy(case: Case, extra) -> Case:
-    """``case`` whose request gets ``extra()`` (e.g. a large state) only when it is written."""
-    request = case.request
-    case.request = lambda: {**request, **extra()}
-    return case
-
-
-MODULE_GROUPS = ("output shape", "parameters", "state_dict", "outputs", "training mode")
-TWIN_GROUPS = ("output shape", "parameters", "state_dict", "torchvision weights", "submodules", "training mode")
-
-
-def module_cases(problem: Problem, target: Target, args: tuple, x: np.ndarray, draw: Draw, groups=None,
-                 kwargs=None, alternatives=None, heavy: bool = False, train_x: np.ndarray | None = None
-                 ) -> list[Case]:
-    """The module contract of ``problem.name(*args, **kwargs)`` against ``target`` (its torchvision twin,
-    or the reference whose layout the spec fixes), each aspect in its group:
-
-    - ``output shape`` on ``x`` (odd sizes); ``parameters`` (count); ``state_dict`` (keys and shapes);
-      ``submodules`` (a twin's named submodules, same types);
-    - ``torchvision weights`` (twin) or ``outputs`` (reference): random weights in the target's layout
-      loaded with ``strict=True``, the same outputs in eval mode; ``training mode``: the same in
-      training mode on ``train_x`` (BatchNorm with the batch's statistics);
-    - ``torchvision layout`` (full-size models): the count and the ``state_dict`` in one build.
-
-    Everything about the target is computed when a case is checked (or cached), and the weights
-    when the request is written, so drawing cases is cheap. alternatives(module, x, train): named
-    classic mistakes computed from the loaded target.
-    """
-    kwargs = kwargs or {}
-    groups = groups or (TWIN_GROUPS if target.twin else MODULE_GROUPS)
-    label = call_text(problem.name, args, kwargs)
-    whose = f"torchvision's {target.text.split('(')[0].rsplit('.', 1)[-1]}" if target.twin else \
-        "the layout the spec fixes"
-    train_x = x if train_x is None else train_x
-    cases = []
-
-    def add(group, text, check, state=None, **request):
-        if group in groups:
-            case = module(problem, group, text, check, *args, **request, **kwargs)
-            case.heavy = heavy
-            if state is not None:
-                _lazy(case, lambda: {"state": state()})
-            cases.append(case)
-
-    def shape(outcome):
-        expected, out = target.shape(tuple(x.shape)), _output(outcome)
-        if not isinstance(out, np.ndarray) or tuple(out.shape) != expected:
-            return f"{label} maps x of shape {fmt_shape(x.shape)} to {describe(out)}, expected shape " \
-                   f"{fmt_shape(expected)}"
-        return None
-    add("output shape", f"{label} on x of shape {fmt_shape(x.shape)}", shape, inputs=[x])
-
-    def parameters(outcome):
-        got, count = _facts(outcome).get("num_params"), target.facts[0]
-        return None if got == count else f"{label} has {got} parameters; {whose} has {count:,}"
-
-    def keys(outcome):
-        layout = target.facts[1]
-        got = {k: tuple(v) for k, v in (_facts(outcome).get("state_shapes") or {}).items()}
-        missing, extra = sorted(set(layout) - set(got)), sorted(set(got) - set(layout))
-        if missing or extra:
-            return f"{label}: state_dict keys differ from {whose}: missing {missing[:4]}, unexpected {extra[:4]}"
-        wrong = [k for k in layout if got[k] != layout[k]]
-        return f"{label}: {wrong[0]} has shape {fmt_shape(got[wrong[0]])}, {whose} has " \
-               f"{fmt_shape(layout[wrong[0]])}" if wrong else None
-    add("parameters", f"parameters of {label}", parameters)
-    add("state_dict", f"state_dict of {label}", keys)
-    add("torchvision layout", f"parameters and state_dict of {label}", lambda o: parameters(o) or keys(o))
-
-    def submodules(outcome):
-        got = {str(n): str(t) for n, t in (_facts(outcome).get("modules") or [])}
-        for name, kind in target.facts[3].items():
-            if got.get(name) != kind:
-                return f"{label}: submodule {name!r} should be a {kind}, found {got.get(name, 'nothing')}"
-        return None
-    add("submodules", f"submodules of {label}", submodules)
-
-    for group, train, inputs in (("torchvision weights" if target.twin else "outputs", False, x),
-                                 ("training mode", True, train_x)):
-        if group not in groups:
-            continue
-        mode = "training mode" if train else "eval mode"
-        seed = draw.int(0, 2**31 - 1)
-        state = functools.cache(lambda seed=seed: target.random_state(seed))
-        text = f"{label} with {'torchvision' if target.twin else 'given'} weights, in {mode}"
-
-        def values(outcome, train=train, inputs=inputs, state=state, text=text):
-            if outcome.load_error:
-                err = outcome.load_error if isinstance(outcome.load_error, dict) else {}
-                return f"{label}: load_state_dict(strict=True) of weights in {whose} layout failed: " \
-                       f"{' '.join(str(err.get('message', '')).split())[:200]}"
-            m, expected = target.outputs(state(), inputs, train)
-            got = _output(outcome)
-            msg = check_tensor(got, expected.numpy().astype(inputs.dtype), "the output", tol=MODULE_TOL)
-            if msg is None:
-                return None
-            hint = ""
-            xt = torch.from_numpy(inputs).double()
-            for what, alt in (alternatives(m, xt, train) if alternatives else ()):
-                try:
-                    with torch.no_grad():
-                        value = alt().numpy()
-                except Exception:  # noqa: BLE001  (a variant that does not apply)
-                    continue
-                if isinstance(got, np.ndarray) and value.shape == got.shape and rel_error(got, value) <= MODULE_TOL:
-                    hint = f"; it matches {what}"
-                    break
-            return f"{text}: {msg}{hint}"
-        add(group, text, values, state=state, inputs=[inputs], train=train)
-    return cases
+def full_model(problem: Problem, builder: str, draw: Draw) -> list[Case]:
+    """A full-size torchvision model (``torchvision.models.<builder>``, no arguments): its layout
+    (count and ``state_dict``, on the meta device), then its outputs with random weights on a small
+    input for a drawn number of classes. Both heavy: one build per case."""
+    classes = draw.int(3, 12)
+    x = draw.normal((1, 3, 33, 35), np.float32)
+    return contract(problem, twin_target(spec(f"{TV}.{builder}")), (), x, draw, groups=("torchvision layout",),
+                    heavy=True) + \
+        contract(problem, twin_target(spec(f"{TV}.{builder}", num_classes=classes)), (), x, draw,
+                 groups=("torchvision weights",), kwargs={"num_classes": classes}, heavy=True)
 
 
 def downsample(cin: int, cout: int, stride: int):
@@ -326,8 +133,8 @@ class InceptionModule(Problem):
         for _ in range(2):
             args = (draw.choice((3, 5)), *draw.distinct([2, 3, 4, 5, 6, 7], 6))
             x = _x(draw, draw.int(1, 3), args[0])
-            cases += module_cases(self, reference_target(ref.InceptionModule, *args), args, x, draw,
-                                  groups=MODULE_GROUPS[:4], alternatives=self.alternatives)
+            cases += contract(self, reference_target(ref.InceptionModule, *args), args, x, draw,
+                              groups=MODULE_GROUPS[:4], alternatives=self.alternatives)
         return cases
 
     @staticmethod
@@ -357,15 +164,15 @@ class AuxClassifier(Problem):
             args = (draw.choice((3, 6)), draw.choice((4, 7)))
             x = draw.normal((draw.int(1, 3), args[0], *size), np.float32)
             target = reference_target(ref.AuxClassifier, *args)
-            cases += module_cases(self, target, args, x, draw, groups=MODULE_GROUPS[:3])
+            cases += contract(self, target, args, x, draw, groups=MODULE_GROUPS[:3])
             if outputs:  # 2.1 million weights to send: heavy
-                cases += module_cases(self, target, args, x, draw, groups=("outputs",), heavy=True)
+                cases += contract(self, target, args, x, draw, groups=("outputs",), heavy=True)
         args = (draw.choice((3, 6)), draw.choice((4, 7)))
         x = draw.normal((3, args[0], 8, 8), np.float32)
         label = f"{call_text(self.name, args)} in training mode, twice on the same input"
 
         def random_in_training(outcome):
-            a, b = _output(outcome, 0), _output(outcome, 1)
+            a, b = output_of(outcome, 0), output_of(outcome, 1)
             if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape):
                 return f"{label}: the outputs could not be recorded"
             return None if rel_error(a, b) > 1e-4 else f"{label}: both passes gave the same output: no dropout " \
@@ -374,7 +181,7 @@ class AuxClassifier(Problem):
         label2 = f"{call_text(self.name, args)} in eval mode, twice on the same input"
 
         def fixed_in_eval(outcome):
-            a, b = _output(outcome, 0), _output(outcome, 1)
+            a, b = output_of(outcome, 0), output_of(outcome, 1)
             if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape):
                 return f"{label2}: the outputs could not be recorded"
             return None if rel_error(a, b) == 0 else f"{label2}: the two passes differ: dropout must be off in eval mode"
@@ -485,7 +292,7 @@ class BasicBlock(Problem):
         for cin, cout, stride in _block_shapes(draw, draw.choice((3, 5))):
             twin = _basic_twin(cin, cout, stride)
             x = _x(draw, draw.int(1, 3), cin)
-            cases += module_cases(self, twin_target(twin), (cin, cout, stride), x, draw, train_x=_x(draw, 3, cin))
+            cases += contract(self, twin_target(twin), (cin, cout, stride), x, draw, train_x=_x(draw, 3, cin))
         return cases + [self.trains(), self.degradation()]
 
     def trains(self):
@@ -518,7 +325,7 @@ class Bottleneck(Problem):
         for cin, stride in ((4 * mid, 1), (4 * mid, 2), (draw.choice((5, 7)), 1), (draw.choice((5, 7)), 2)):
             twin = _bottleneck_twin(cin, mid, stride)
             x = _x(draw, draw.int(1, 3), cin)
-            cases += module_cases(self, twin_target(twin), (cin, mid, stride), x, draw, train_x=_x(draw, 3, cin))
+            cases += contract(self, twin_target(twin), (cin, mid, stride), x, draw, train_x=_x(draw, 3, cin))
         return cases
 
 
@@ -538,8 +345,8 @@ class PreActBlock(Problem):
         cases = []
         for cin, cout, stride in _block_shapes(draw, draw.choice((3, 5))):
             x = _x(draw, draw.int(2, 4), cin)
-            cases += module_cases(self, reference_target(ref.PreActBlock, cin, cout, stride), (cin, cout, stride), x,
-                                  draw, alternatives=self.alternatives)
+            cases += contract(self, reference_target(ref.PreActBlock, cin, cout, stride), (cin, cout, stride), x,
+                              draw, alternatives=self.alternatives)
         return cases
 
     @staticmethod
@@ -568,12 +375,12 @@ class ResNet(Problem):
     def cases(self, draw: Draw):
         classes = draw.int(3, 12)
         x = draw.normal((2, 3, 33, 37), np.float32)
-        cases = [c for d in (18, 34, 50, 101) for c in module_cases(
+        cases = [c for d in (18, 34, 50, 101) for c in contract(
             self, twin_target(spec(f"{TV}.resnet{d}")), (d,), x, draw, groups=("torchvision layout",), heavy=True)]
         for depth in (18, 50):
             twin = spec(f"{TV}.resnet{depth}", num_classes=classes)
-            cases += module_cases(self, twin_target(twin), (depth,), x, draw, groups=("torchvision weights",),
-                                  kwargs={"num_classes": classes}, heavy=True)
+            cases += contract(self, twin_target(twin), (depth,), x, draw, groups=("torchvision weights",),
+                              kwargs={"num_classes": classes}, heavy=True)
         return cases + [raises(self, "invalid depth", d) for d in draw.distinct([16, 20, 32, 48, 152, 0], 2)]
 
 
@@ -604,7 +411,7 @@ class ResNeXtBlock(Problem):
             twin = _resnext_twin(cin, cout, card, width, stride)
             args = (cin, cout, card, width, stride)
             x = _x(draw, draw.int(1, 3), cin)
-            cases += module_cases(self, twin_target(twin), args, x, draw, train_x=_x(draw, 3, cin))
+            cases += contract(self, twin_target(twin), args, x, draw, train_x=_x(draw, 3, cin))
         return cases
 
 
@@ -618,13 +425,7 @@ class ResNeXt50(Problem):
             first block of stages 2 to 4, on its grouped 3x3 conv.""")
 
     def cases(self, draw: Draw):
-        classes = draw.int(3, 12)
-        twin = spec(f"{TV}.resnext50_32x4d", num_classes=classes)
-        x = draw.normal((1, 3, 33, 35), np.float32)
-        return module_cases(self, twin_target(spec(f"{TV}.resnext50_32x4d")), (), x, draw,
-                            groups=("torchvision layout",), heavy=True) + \
-            module_cases(self, twin_target(twin), (), x, draw, groups=("torchvision weights",),
-                         kwargs={"num_classes": classes}, heavy=True)
+        return full_model(self, "resnext50_32x4d", draw)
 
 
 # ----------------------------------------------------------------------------- DenseNet
@@ -658,8 +459,8 @@ class DenseLayer(Problem):
             twin = _dense_layer_twin(cin, growth, bn_size)
             kwargs = {} if bn_size == 4 else {"bn_size": bn_size}
             x = _x(draw, draw.int(1, 3), cin)
-            cases += module_cases(self, twin_target(twin), (cin, growth), x, draw, kwargs=kwargs,
-                                  train_x=_x(draw, 3, cin))
+            cases += contract(self, twin_target(twin), (cin, growth), x, draw, kwargs=kwargs,
+                              train_x=_x(draw, 3, cin))
         return cases
 
 
@@ -675,8 +476,8 @@ class DenseBlock(Problem):
             twin = spec(f"{TV}.densenet._DenseBlock", layers, cin, bn_size, growth, 0.0)
             kwargs = {} if bn_size == 4 else {"bn_size": bn_size}
             x = _x(draw, draw.int(1, 3), cin)
-            cases += module_cases(self, twin_target(twin), (layers, cin, growth), x, draw, kwargs=kwargs,
-                                  train_x=_x(draw, 3, cin), groups=tuple(g for g in TWIN_GROUPS if g != "submodules"))
+            cases += contract(self, twin_target(twin), (layers, cin, growth), x, draw, kwargs=kwargs,
+                              train_x=_x(draw, 3, cin), groups=tuple(g for g in TWIN_GROUPS if g != "submodules"))
 
         return cases
 
@@ -692,7 +493,7 @@ class Transition(Problem):
             cout = draw.choice((3, 5))
             twin = spec(f"{TV}.densenet._Transition", cin, cout)
             x = _x(draw, draw.int(1, 3), cin)
-            cases += module_cases(self, twin_target(twin), (cin, cout), x, draw, train_x=_x(draw, 3, cin))
+            cases += contract(self, twin_target(twin), (cin, cout), x, draw, train_x=_x(draw, 3, cin))
         return cases
 
 
@@ -706,13 +507,7 @@ class DenseNet121(Problem):
             come a ReLU, global average pooling, flatten and the classifier.""")
 
     def cases(self, draw: Draw):
-        classes = draw.int(3, 12)
-        twin = spec(f"{TV}.densenet121", num_classes=classes)
-        x = draw.normal((1, 3, 33, 35), np.float32)
-        return module_cases(self, twin_target(spec(f"{TV}.densenet121")), (), x, draw,
-                            groups=("torchvision layout",), heavy=True) + \
-            module_cases(self, twin_target(twin), (), x, draw, groups=("torchvision weights",),
-                         kwargs={"num_classes": classes}, heavy=True)
+        return full_model(self, "densenet121", draw)
 
 
 # ----------------------------------------------------------------------------- SENet
@@ -734,8 +529,8 @@ class SEBlock(Problem):
             channels = (reduction or 16) * draw.int(1, 4)
             kwargs = {} if reduction is None else {"reduction": reduction}
             x = 2 * _x(draw, draw.int(2, 4), channels)
-            cases += module_cases(self, reference_target(ref.SEBlock, channels, **kwargs), (channels,), x, draw,
-                                  groups=MODULE_GROUPS[:4], kwargs=kwargs, alternatives=self.alternatives)
+            cases += contract(self, reference_target(ref.SEBlock, channels, **kwargs), (channels,), x, draw,
+                              groups=MODULE_GROUPS[:4], kwargs=kwargs, alternatives=self.alternatives)
         return cases
 
     @staticmethod
@@ -765,8 +560,8 @@ class SEBasicBlock(Problem):
             cout = max(cout, reduction)
             x = _x(draw, draw.int(2, 4), cin)
             args = (cin, cout, stride)
-            cases += module_cases(self, reference_target(ref.SEBasicBlock, *args, reduction=reduction), args, x,
-                                  draw, kwargs={"reduction": reduction}, alternatives=self.alternatives)
+            cases += contract(self, reference_target(ref.SEBasicBlock, *args, reduction=reduction), args, x,
+                              draw, kwargs={"reduction": reduction}, alternatives=self.alternatives)
         return cases
 
     @staticmethod

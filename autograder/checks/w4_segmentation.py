@@ -16,7 +16,7 @@ from solutions import w4_segmentation as ref
 
 from ..cases import Draw, batch_independence, build, call, compare, module, module_output, nn, raises, random_state, \
     spec, tensor
-from ..cases.contract import contract
+from ..cases.contract import contract, twin_target
 from ..cases.training import Budget, miou_at_least, student, training_case
 from ..compare import check_tensor, describe, fmt_shape, rel_error
 from ..ops import family_names, family_ops
@@ -587,8 +587,8 @@ class ASPP(Problem):
         for rates in ((6, 12, 18), tuple(sorted(draw.distinct([1, 2, 3, 4, 5], 2)))):
             cin, cout = draw.int(3, 9), draw.int(4, 12)
             twin = spec("torchvision.models.segmentation.deeplabv3.ASPP", cin, list(rates), cout)
-            cases += contract(self, ref.ASPP, twin, cin, cout, rates,
-                              input_shape=(2, cin, draw.odd(7, 13), draw.odd(9, 15)), draw=draw,
+            x = draw.normal((2, cin, draw.odd(7, 13), draw.odd(9, 15)), np.float32)
+            cases += contract(self, twin_target(twin), (cin, cout, rates), x, draw,
                               groups=("output shape", "parameters", "state_dict", "torchvision weights"))
         return cases
 
