@@ -72,3 +72,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def gen(seed: int) -> torch.Generator:
+    """A private random generator, so that a test's inputs do not depend on the tests before it."""
+    return torch.Generator().manual_seed(seed)
+
+
+def randn(*shape, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
+    return torch.randn(*shape, generator=gen(seed), dtype=dtype)

@@ -11,15 +11,9 @@ import torchvision
 
 from solutions import w1_conv_arithmetic as ref
 
+from .conftest import randn
+
 torch.set_num_threads(2)
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _randn(*shape, seed=0, dtype=torch.float64):
-    return torch.randn(*shape, generator=_gen(seed), dtype=dtype)
 
 
 # ----------------------------------------------------------------------------- sizes
@@ -68,10 +62,10 @@ def test_conv_transpose_output_size_inverts_a_strided_conv():
 
 
 def test_same_padding_keeps_the_size():
-    x = _randn(1, 2, 13, 10)
+    x = randn(1, 2, 13, 10)
     for k, d in itertools.product(range(1, 8), range(1, 5)):
         span = d * (k - 1) + 1
-        w = _randn(3, 2, k, k, seed=k * 10 + d)
+        w = randn(3, 2, k, k, seed=k * 10 + d)
         if span % 2 == 0:
             with pytest.raises(ValueError):
                 ref.same_padding(k, dilation=d)
@@ -180,14 +174,14 @@ CONV_CONFIGS = [
 
 @pytest.mark.parametrize("x_shape, w_shape, kwargs, bias", CONV_CONFIGS)
 def test_conv2d_forward_and_gradients_match(x_shape, w_shape, kwargs, bias):
-    x = _randn(*x_shape, seed=1).requires_grad_(True)
-    w = _randn(*w_shape, seed=2).requires_grad_(True)
-    b = _randn(w_shape[0], seed=3).requires_grad_(True) if bias else None
+    x = randn(*x_shape, seed=1).requires_grad_(True)
+    w = randn(*w_shape, seed=2).requires_grad_(True)
+    b = randn(w_shape[0], seed=3).requires_grad_(True) if bias else None
     ours = ref.conv2d(x, w, b, **kwargs)
     theirs = F.conv2d(x, w, b, **kwargs)
     assert ours.dtype == torch.float64
     torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-10)
-    grad_out = _randn(*theirs.shape, seed=4)
+    grad_out = randn(*theirs.shape, seed=4)
     inputs = [t for t in (x, w, b) if t is not None]
     for g_ours, g_theirs in zip(torch.autograd.grad(ours, inputs, grad_out),
                                 torch.autograd.grad(theirs, inputs, grad_out)):
@@ -195,13 +189,13 @@ def test_conv2d_forward_and_gradients_match(x_shape, w_shape, kwargs, bias):
 
 
 def test_conv2d_float32_and_gradcheck():
-    x, w, b = _randn(2, 3, 6, 7, dtype=torch.float32), _randn(4, 3, 3, 3, seed=1, dtype=torch.float32), \
-        _randn(4, seed=2, dtype=torch.float32)
+    x, w, b = randn(2, 3, 6, 7, dtype=torch.float32), randn(4, 3, 3, 3, seed=1, dtype=torch.float32), \
+        randn(4, seed=2, dtype=torch.float32)
     out = ref.conv2d(x, w, b, padding=1)
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, F.conv2d(x, w, b, padding=1), rtol=1e-4, atol=1e-5)
-    x = _randn(1, 4, 5, 6).requires_grad_(True)
-    w = _randn(2, 2, 2, 3, seed=5).requires_grad_(True)
+    x = randn(1, 4, 5, 6).requires_grad_(True)
+    w = randn(2, 2, 2, 3, seed=5).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda a, c: ref.conv2d(a, c, stride=(2, 1), padding=1, groups=2), (x, w))
 
 
@@ -229,15 +223,15 @@ POOL_CONFIGS = [
 @pytest.mark.parametrize("shape, kernel, kwargs", POOL_CONFIGS)
 def test_max_pool2d_forward_and_gradients_match(shape, kernel, kwargs):
     for dtype in (torch.float64, torch.float32):
-        x = _randn(*shape, seed=7, dtype=dtype)
+        x = randn(*shape, seed=7, dtype=dtype)
         ours, theirs = ref.max_pool2d(x, kernel, **kwargs), F.max_pool2d(x, kernel, **kwargs)
         assert ours.dtype == dtype
         torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
         negative = -x.abs() - 0.5  # padding must never win
         torch.testing.assert_close(ref.max_pool2d(negative, kernel, **kwargs), F.max_pool2d(negative, kernel, **kwargs))
-    x = _randn(*shape, seed=8).requires_grad_(True)
+    x = randn(*shape, seed=8).requires_grad_(True)
     ours, theirs = ref.max_pool2d(x, kernel, **kwargs), F.max_pool2d(x, kernel, **kwargs)
-    grad_out = _randn(*theirs.shape, seed=9)
+    grad_out = randn(*theirs.shape, seed=9)
     (g_ours,), (g_theirs,) = torch.autograd.grad(ours, [x], grad_out), torch.autograd.grad(theirs, [x], grad_out)
     torch.testing.assert_close(g_ours, g_theirs, rtol=1e-12, atol=1e-12)
 
@@ -254,17 +248,17 @@ def test_max_pool2d_padding_too_large():
 @pytest.mark.parametrize("c0, c1, c2, k1, k2", [(1, 1, 1, 3, 3), (3, 4, 5, 3, 3), (2, 3, 1, 1, 4),
                                                  (3, 2, 4, 5, 2), (4, 4, 4, 2, 3)])
 def test_compose_convs_equals_conv_then_conv(c0, c1, c2, k1, k2):
-    w1, w2 = _randn(c1, c0, k1, k1, seed=10), _randn(c2, c1, k2, k2, seed=11)
+    w1, w2 = randn(c1, c0, k1, k1, seed=10), randn(c2, c1, k2, k2, seed=11)
     w = ref.compose_convs(w1, w2)
     k = k1 + k2 - 1
     assert w.shape == (c2, c0, k, k) and w.dtype == torch.float64
-    x = _randn(2, c0, 13, 11, seed=12)
+    x = randn(2, c0, 13, 11, seed=12)
     torch.testing.assert_close(F.conv2d(x, w), F.conv2d(F.conv2d(x, w1), w2), rtol=1e-10, atol=1e-10)
 
 
 def test_compose_convs_tap_by_tap():
     # The composed kernel is the full convolution of the kernels, summed over the middle channels.
-    w1, w2 = _randn(3, 2, 3, 3, seed=13), _randn(4, 3, 2, 2, seed=14)
+    w1, w2 = randn(3, 2, 3, 3, seed=13), randn(4, 3, 2, 2, seed=14)
     expected = torch.zeros(4, 2, 4, 4, dtype=torch.float64)
     for a, b in itertools.product(range(2), range(2)):
         expected[:, :, a:a + 3, b:b + 3] += torch.einsum("oc,cikl->oikl", w2[:, :, a, b], w1)

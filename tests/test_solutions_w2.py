@@ -10,6 +10,10 @@ import torch.nn.functional as F
 
 from solutions import w2_normalization as ref
 
+from .conftest import gen, randn
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 DTYPES = [torch.float64, torch.float32]
 #: Forward tolerance per dtype (absolute and relative, as torch.testing uses them).
 TOL = {torch.float64: {"atol": 1e-10, "rtol": 1e-9}, torch.float32: {"atol": 2e-5, "rtol": 2e-5}}
@@ -17,33 +21,16 @@ TOL = {torch.float64: {"atol": 1e-10, "rtol": 1e-9}, torch.float32: {"atol": 2e-
 SHAPES = [(6, 4), (3, 5, 7), (4, 3, 5, 6), (1, 3, 4, 5), (2, 2, 3, 4, 3)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one intra-op thread is faster, and steady on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 AFFINE = [(True, True), (False, False), (True, False), (False, True)]
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _randn(*shape, seed=0, dtype=torch.float64):
-    return torch.randn(*shape, generator=_gen(seed), dtype=dtype)
 
 
 def _data(*shape, seed=0, dtype=torch.float64):
     """Channels and samples with their own offsets and spreads (statistics over the wrong axes show)."""
-    x = _randn(*shape, seed=seed, dtype=dtype)
+    x = randn(*shape, seed=seed, dtype=dtype)
     if len(shape) >= 2:
         per_channel = [1, shape[1]] + [1] * (len(shape) - 2)
         per_sample = [shape[0]] + [1] * (len(shape) - 1)
-        g = _gen(seed + 1000)
+        g = gen(seed + 1000)
         x = x * (0.5 + 2 * torch.rand(per_channel, generator=g, dtype=dtype))
         x = x + 3 * torch.rand(per_channel, generator=g, dtype=dtype) - 1.5
         x = x + torch.rand(per_sample, generator=g, dtype=dtype) - 0.5
@@ -64,7 +51,7 @@ def _grads(fn, inputs: dict, grad_out):
 
 
 def _stats(c, seed, dtype):
-    return 0.5 * _randn(c, seed=seed, dtype=dtype), 0.5 + torch.rand(c, generator=_gen(seed), dtype=dtype) * 1.5
+    return 0.5 * randn(c, seed=seed, dtype=dtype), 0.5 + torch.rand(c, generator=gen(seed), dtype=dtype) * 1.5
 
 
 # ----------------------------------------------------------------------------- batch_norm
@@ -77,8 +64,8 @@ def test_batch_norm_matches_F_batch_norm(dtype, shape, training):
     rm, rv = _stats(c, 4, dtype)
     rm2, rv2 = rm.clone(), rv.clone()
     for affine, (momentum, eps) in itertools.product(AFFINE, ((0.1, 1e-5), (0.3, 0.1))):
-        weight = _randn(c, seed=2, dtype=dtype) if affine[0] else None
-        bias = _randn(c, seed=3, dtype=dtype) if affine[1] else None
+        weight = randn(c, seed=2, dtype=dtype) if affine[0] else None
+        bias = randn(c, seed=3, dtype=dtype) if affine[1] else None
         got = ref.batch_norm(x, rm, rv, weight, bias, training=training, momentum=momentum, eps=eps)
         expected = F.batch_norm(x, rm2, rv2, weight, bias, training=training, momentum=momentum, eps=eps)
         _close(got, expected)
@@ -101,7 +88,7 @@ def test_batch_norm_default_arguments_match():
 @pytest.mark.parametrize("spatial", [(), (6,), (4, 5)])
 def test_batch_norm_running_statistics_over_several_steps(dtype, spatial):
     c = 3
-    weight, bias = _randn(c, seed=1, dtype=dtype), _randn(c, seed=2, dtype=dtype)
+    weight, bias = randn(c, seed=1, dtype=dtype), randn(c, seed=2, dtype=dtype)
     rm, rv = _stats(c, 3, dtype)
     rm_before = rm.clone()
     bn = nn.BatchNorm1d(c, momentum=0.2, dtype=dtype) if len(spatial) < 2 else \
@@ -139,9 +126,9 @@ def test_batch_norm_training_without_running_statistics():
 @pytest.mark.parametrize("shape", [(6, 3), (3, 2, 5), (2, 3, 4, 4)])
 def test_batch_norm_gradients_match_autograd(training, shape):
     c = shape[1]
-    inputs = {"x": _data(*shape, seed=1), "weight": _randn(c, seed=2), "bias": _randn(c, seed=3)}
+    inputs = {"x": _data(*shape, seed=1), "weight": randn(c, seed=2), "bias": randn(c, seed=3)}
     rm, rv = _stats(c, 4, torch.float64)
-    grad_out = _randn(*shape, seed=5)
+    grad_out = randn(*shape, seed=5)
 
     def ours(x, weight, bias):
         return ref.batch_norm(x, rm.clone(), rv.clone(), weight, bias, training=training)
@@ -156,7 +143,7 @@ def test_batch_norm_gradients_match_autograd(training, shape):
 
 @pytest.mark.parametrize("shape", [(1, 4), (1, 3, 1), (1, 2, 1, 1)])
 def test_batch_norm_one_value_per_channel_raises_like_pytorch(shape):
-    x = _randn(*shape)
+    x = randn(*shape)
     rm, rv = _stats(shape[1], 1, torch.float64)
     with pytest.raises(ValueError):
         F.batch_norm(x, rm.clone(), rv.clone(), training=True)
@@ -170,9 +157,9 @@ def test_batch_norm_one_value_per_channel_raises_like_pytorch(shape):
 
 def test_batch_norm_invalid_arguments():
     with pytest.raises(ValueError):
-        ref.batch_norm(_randn(5), torch.zeros(5, dtype=torch.float64), torch.ones(5, dtype=torch.float64))
+        ref.batch_norm(randn(5), torch.zeros(5, dtype=torch.float64), torch.ones(5, dtype=torch.float64))
     with pytest.raises(ValueError):
-        ref.batch_norm(_randn(4, 3), None, None, training=False)
+        ref.batch_norm(randn(4, 3), None, None, training=False)
 
 
 # ----------------------------------------------------------------------------- layer_norm
@@ -186,8 +173,8 @@ def test_layer_norm_matches_F_layer_norm(dtype, shape, nshape):
     x = _data(*shape, seed=1, dtype=dtype)
     wshape = (nshape,) if isinstance(nshape, int) else tuple(nshape)
     for affine in AFFINE:
-        weight = _randn(*wshape, seed=2, dtype=dtype) if affine[0] else None
-        bias = _randn(*wshape, seed=3, dtype=dtype) if affine[1] else None
+        weight = randn(*wshape, seed=2, dtype=dtype) if affine[0] else None
+        bias = randn(*wshape, seed=3, dtype=dtype) if affine[1] else None
         for eps in (1e-5, 0.3):
             expected = F.layer_norm(x, wshape, weight, bias, eps=eps)
             _close(ref.layer_norm(x, nshape, weight, bias, eps=eps), expected)
@@ -197,8 +184,8 @@ def test_layer_norm_matches_F_layer_norm(dtype, shape, nshape):
 @pytest.mark.parametrize("shape,nshape", [((4, 6), 6), ((3, 4, 5), (5,)), ((2, 3, 4, 5), (3, 4, 5))])
 def test_layer_norm_gradients_match_autograd(shape, nshape):
     wshape = (nshape,) if isinstance(nshape, int) else tuple(nshape)
-    inputs = {"x": _data(*shape, seed=1), "weight": _randn(*wshape, seed=2), "bias": _randn(*wshape, seed=3)}
-    grad_out = _randn(*shape, seed=4)
+    inputs = {"x": _data(*shape, seed=1), "weight": randn(*wshape, seed=2), "bias": randn(*wshape, seed=3)}
+    grad_out = randn(*shape, seed=4)
     got = _grads(lambda x, weight, bias: ref.layer_norm(x, nshape, weight, bias), inputs, grad_out)
     expected = _grads(lambda x, weight, bias: F.layer_norm(x, wshape, weight, bias), inputs, grad_out)
     for key in inputs:
@@ -209,7 +196,7 @@ def test_layer_norm_gradients_match_autograd(shape, nshape):
                                           ((2, 3), 4), ((4, 5), ())])
 def test_layer_norm_invalid_shape_raises_value_error(shape, nshape):
     with pytest.raises(ValueError):
-        ref.layer_norm(_randn(*shape), nshape)
+        ref.layer_norm(randn(*shape), nshape)
 
 
 # ----------------------------------------------------------------------------- instance_norm
@@ -219,8 +206,8 @@ def test_instance_norm_matches_F_instance_norm(dtype, shape):
     c = shape[1]
     x = _data(*shape, seed=1, dtype=dtype)
     for affine in AFFINE:
-        weight = _randn(c, seed=2, dtype=dtype) if affine[0] else None
-        bias = _randn(c, seed=3, dtype=dtype) if affine[1] else None
+        weight = randn(c, seed=2, dtype=dtype) if affine[0] else None
+        bias = randn(c, seed=3, dtype=dtype) if affine[1] else None
         for eps in (1e-5, 0.3):
             _close(ref.instance_norm(x, weight, bias, eps=eps), F.instance_norm(x, weight=weight, bias=bias, eps=eps))
         _close(ref.instance_norm(x, weight, bias), F.instance_norm(x, weight=weight, bias=bias))
@@ -229,8 +216,8 @@ def test_instance_norm_matches_F_instance_norm(dtype, shape):
 @pytest.mark.parametrize("shape", [(3, 2, 6), (2, 3, 4, 5)])
 def test_instance_norm_gradients_match_autograd(shape):
     c = shape[1]
-    inputs = {"x": _data(*shape, seed=1), "weight": _randn(c, seed=2), "bias": _randn(c, seed=3)}
-    grad_out = _randn(*shape, seed=4)
+    inputs = {"x": _data(*shape, seed=1), "weight": randn(c, seed=2), "bias": randn(c, seed=3)}
+    grad_out = randn(*shape, seed=4)
     got = _grads(lambda x, weight, bias: ref.instance_norm(x, weight, bias), inputs, grad_out)
     expected = _grads(lambda x, weight, bias: F.instance_norm(x, weight=weight, bias=bias), inputs, grad_out)
     for key in inputs:
@@ -239,7 +226,7 @@ def test_instance_norm_gradients_match_autograd(shape):
 
 @pytest.mark.parametrize("shape", [(4, 3), (2, 3, 1), (1, 2, 1, 1)])
 def test_instance_norm_without_positions_raises_like_pytorch(shape):
-    x = _randn(*shape)
+    x = randn(*shape)
     with pytest.raises(ValueError):
         F.instance_norm(x)
     with pytest.raises(ValueError):
@@ -257,8 +244,8 @@ def test_group_norm_matches_F_group_norm(dtype, shape, groups):
     c = shape[1]
     x = _data(*shape, seed=1, dtype=dtype)
     for affine in AFFINE:
-        weight = _randn(c, seed=2, dtype=dtype) if affine[0] else None
-        bias = _randn(c, seed=3, dtype=dtype) if affine[1] else None
+        weight = randn(c, seed=2, dtype=dtype) if affine[0] else None
+        bias = randn(c, seed=3, dtype=dtype) if affine[1] else None
         for eps in (1e-5, 0.3):
             _close(ref.group_norm(x, groups, weight, bias, eps=eps), F.group_norm(x, groups, weight, bias, eps=eps))
         _close(ref.group_norm(x, groups, weight, bias), F.group_norm(x, groups, weight, bias))
@@ -273,8 +260,8 @@ def test_group_norm_extremes_are_layer_and_instance_norm():
 @pytest.mark.parametrize("shape,groups", [((4, 6), 3), ((2, 6, 5), 2), ((2, 8, 3, 4), 4)])
 def test_group_norm_gradients_match_autograd(shape, groups):
     c = shape[1]
-    inputs = {"x": _data(*shape, seed=1), "weight": _randn(c, seed=2), "bias": _randn(c, seed=3)}
-    grad_out = _randn(*shape, seed=4)
+    inputs = {"x": _data(*shape, seed=1), "weight": randn(c, seed=2), "bias": randn(c, seed=3)}
+    grad_out = randn(*shape, seed=4)
     got = _grads(lambda x, weight, bias: ref.group_norm(x, groups, weight, bias), inputs, grad_out)
     expected = _grads(lambda x, weight, bias: F.group_norm(x, groups, weight, bias), inputs, grad_out)
     for key in inputs:
@@ -283,7 +270,7 @@ def test_group_norm_gradients_match_autograd(shape, groups):
 
 @pytest.mark.parametrize("shape,groups", [((1, 6), 6), ((1, 4, 1), 4), ((1, 3, 1, 1), 3)])
 def test_group_norm_one_value_in_all_raises_like_pytorch(shape, groups):
-    x = _randn(*shape)
+    x = randn(*shape)
     with pytest.raises(ValueError):
         F.group_norm(x, groups)
     with pytest.raises(ValueError):
@@ -293,7 +280,7 @@ def test_group_norm_one_value_in_all_raises_like_pytorch(shape, groups):
 @pytest.mark.parametrize("shape,groups", [((2, 6, 3, 3), 4), ((2, 5, 4), 2), ((3, 7), 3), ((2, 6, 3), 0)])
 def test_group_norm_invalid_groups_raise_value_error(shape, groups):
     with pytest.raises(ValueError):
-        ref.group_norm(_randn(*shape), groups)
+        ref.group_norm(randn(*shape), groups)
 
 
 # ----------------------------------------------------------------------------- fuse_conv_bn
@@ -301,7 +288,7 @@ def _conv_bn(cin, cout, kernel, bias, dtype=torch.float32, eps=1e-5, seed=0, **k
     torch.manual_seed(seed)
     conv = nn.Conv2d(cin, cout, kernel, bias=bias, dtype=dtype, **kw)
     bn = nn.BatchNorm2d(cout, eps=eps, dtype=dtype)
-    g = _gen(seed + 1)
+    g = gen(seed + 1)
     with torch.no_grad():
         bn.weight.copy_((0.5 + 1.5 * torch.rand(cout, generator=g)) * torch.sign(torch.randn(cout, generator=g)))
         bn.bias.copy_(torch.randn(cout, generator=g))
@@ -341,7 +328,7 @@ def _check_fusion(dtype, cin, cout, kernel, bias, kw, eps):
     for attr in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
                  "padding_mode"):
         assert getattr(fused, attr) == getattr(conv, attr), attr
-    x = _randn(2, cin, 9, 11, seed=5, dtype=dtype)
+    x = randn(2, cin, 9, 11, seed=5, dtype=dtype)
     with torch.no_grad():
         expected = bn(conv(x))
         got = fused(x)
@@ -372,7 +359,7 @@ def test_fuse_conv_bn_without_bn_affine():
         bn.running_mean.copy_(torch.randn(4))
         bn.running_var.copy_(torch.rand(4) + 0.5)
     bn.eval()
-    x = _randn(2, 3, 6, 6, dtype=torch.float32)
+    x = randn(2, 3, 6, 6, dtype=torch.float32)
     with torch.no_grad():
         torch.testing.assert_close(ref.fuse_conv_bn(conv, bn)(x), bn(conv(x)), atol=1e-5, rtol=1e-5)
 

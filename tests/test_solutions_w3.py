@@ -1,6 +1,7 @@
 """The week-3 references agree with torchvision and PyTorch (the judge trusts them, so they are checked here)."""
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 
@@ -16,6 +17,12 @@ from torchvision.ops import deform_conv2d as tv_deform_conv2d
 
 from solutions import w3_architectures as ref
 
+from .conftest import gen, randn
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+_randn = functools.partial(randn, dtype=torch.float32)  # this week's modules are float32
+
 #: Parameter counts the course spec states (torchvision's).
 COUNTS = {"resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032, "resnet101": 44_549_160,
           "resnext50_32x4d": 25_028_904, "densenet121": 7_978_856}
@@ -25,29 +32,13 @@ MODELS = {"resnet18": lambda: ref.resnet(18), "resnet34": lambda: ref.resnet(34)
 B_MULTS = [(1.0, 1.0), (1.0, 1.1), (1.1, 1.2), (1.2, 1.4), (1.4, 1.8), (1.6, 2.2), (1.8, 2.6), (2.0, 3.1)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _gen(seed):
-    return torch.Generator().manual_seed(seed)
-
-
-def _randn(*shape, seed=0, dtype=torch.float32):
-    return torch.randn(*shape, generator=_gen(seed), dtype=dtype)
-
-
 def _count(model):
     return sum(p.numel() for p in model.parameters())
 
 
 def _perturb_norms(model, seed=0):
     """BatchNorm statistics and affine parameters away from their defaults (so that mode and loading matter)."""
-    g = _gen(seed)
+    g = gen(seed)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -192,7 +183,7 @@ def test_aux_classifier():
 
 def test_googlenet_loss():
     main, a1, a2 = (_randn(6, 5, seed=s, dtype=torch.float64) for s in range(3))
-    target = torch.randint(0, 5, (6,), generator=_gen(3))
+    target = torch.randint(0, 5, (6,), generator=gen(3))
     ce = F.cross_entropy
     torch.testing.assert_close(ref.googlenet_loss(main, [a1, a2], target),
                                ce(main, target) + 0.3 * (ce(a1, target) + ce(a2, target)))

@@ -13,17 +13,9 @@ import torch.nn.functional as F
 
 from solutions import w4_segmentation as ref
 
+from .conftest import gen
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _gen(seed):
-    return torch.Generator().manual_seed(seed)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------ convolutionalize
@@ -68,7 +60,7 @@ CT_CONFIGS = [((2, 3, 5, 5), (3, 4, 3, 3), {}), ((1, 2, 4, 6), (2, 3, 4, 4), {"s
 @pytest.mark.parametrize("xs,ws,kw", CT_CONFIGS)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_conv_transpose2d_matches_pytorch(xs, ws, kw, dtype):
-    g = _gen(1)
+    g = gen(1)
     x = torch.randn(*xs, generator=g, dtype=dtype, requires_grad=True)
     w = torch.randn(*ws, generator=g, dtype=dtype, requires_grad=True)
     b = torch.randn(ws[1], generator=g, dtype=dtype, requires_grad=True)
@@ -125,7 +117,7 @@ def test_bilinear_kernel_matches_fcn(c, k):
 
 @pytest.mark.parametrize("factor", [2, 4, 8])
 def test_bilinear_kernel_upsamples_like_interpolate(factor):
-    x = torch.randn(1, 2, 6, 7, generator=_gen(0))
+    x = torch.randn(1, 2, 6, 7, generator=gen(0))
     up = F.conv_transpose2d(x, ref.bilinear_kernel(2, 2, 2 * factor), stride=factor, padding=factor // 2)
     expected = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
     border = factor  # zero padding at the borders; inside, the same values
@@ -161,11 +153,11 @@ def test_fcn8s_fuses_as_written():
 def test_center_crop_matches_torchvision():
     from torchvision.transforms.v2.functional import center_crop
 
-    x = torch.randn(2, 3, 13, 14, generator=_gen(0))
+    x = torch.randn(2, 3, 13, 14, generator=gen(0))
     for h, w in itertools.product(range(1, 18), range(1, 19)):
         assert torch.equal(ref.center_crop(x, (h, w)), center_crop(x, [h, w])), (h, w)
     for shape, size in (((9, 8), 5), ((3, 9, 11), [4, 6]), ((1, 2, 3, 6, 7), (2, 5)), ((4, 4), (7, 3))):
-        y = torch.randn(*shape, generator=_gen(1))
+        y = torch.randn(*shape, generator=gen(1))
         expected = center_crop(y, [size, size] if isinstance(size, int) else list(size))
         assert torch.equal(ref.center_crop(y, size), expected)
 
@@ -203,7 +195,7 @@ def test_unet_parameter_count():
 def test_depthwise_separable_conv():
     model = ref.DepthwiseSeparableConv(6, 10, kernel_size=3, stride=2, padding=2, dilation=2)
     assert sum(p.numel() for p in model.parameters()) == 9 * 6 + 6 * 10
-    x = torch.randn(2, 6, 11, 12, generator=_gen(0))
+    x = torch.randn(2, 6, 11, 12, generator=gen(0))
     expected = F.conv2d(F.conv2d(x, model.depthwise.weight, stride=2, padding=2, dilation=2, groups=6),
                         model.pointwise.weight)
     torch.testing.assert_close(model(x), expected)
@@ -269,7 +261,7 @@ def test_mean_iou_absent_class_is_nan_and_left_out():
 
 
 def test_hypercolumn():
-    maps = [torch.randn(2, 3, 4, 4, generator=_gen(0)), torch.randn(2, 1, 9, 7, generator=_gen(1))]
+    maps = [torch.randn(2, 3, 4, 4, generator=gen(0)), torch.randn(2, 1, 9, 7, generator=gen(1))]
     out = ref.hypercolumn(maps, (8, 6))
     expected = torch.cat([F.interpolate(m, size=(8, 6), mode="bilinear", align_corners=False) for m in maps], 1)
     torch.testing.assert_close(out, expected)

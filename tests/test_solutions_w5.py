@@ -11,17 +11,11 @@ from torchvision.models.shufflenetv2 import ShuffleNetV2
 
 from solutions import w5_augmentation_transfer as ref
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 DTYPES = [torch.float64, torch.float32]
 TOL = {torch.float64: {"atol": 1e-12, "rtol": 1e-9}, torch.float32: {"atol": 2e-6, "rtol": 2e-5}}
 SHAPES = [(3, 9, 13), (2, 3, 10, 7), (1, 8, 8), (4, 1, 11, 12)]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _rand(*shape, seed=0, dtype=torch.float64):
