@@ -47,7 +47,9 @@ class Draw:
 
     # ------------------------------------------------------------------ arrays
     def normal(self, shape, dtype=np.float64, scale: float = 1.0) -> np.ndarray:
-        return (self.rng.standard_normal(tuple(shape)) * scale).astype(dtype)
+        """Standard normal values times ``scale``: an array also for ``shape == ()`` (the output
+        gradient of a scalar loss)."""
+        return np.asarray(self.rng.standard_normal(tuple(shape)) * scale).astype(dtype)
 
     def uniform(self, low: float, high: float, shape, dtype=np.float64) -> np.ndarray:
         return self.rng.uniform(low, high, tuple(shape) if not isinstance(shape, int) else shape).astype(dtype)

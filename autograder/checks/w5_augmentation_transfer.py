@@ -513,13 +513,6 @@ class MixUp(Problem):
 
 
 # ----------------------------------------------------------------------------- losses
-class _ArrayDraw(Draw):
-    """``Draw`` whose normal() returns arrays for 0-d shapes too (a scalar loss's output gradient)."""
-
-    def normal(self, shape, dtype=np.float64, scale: float = 1.0) -> np.ndarray:
-        return np.asarray(super().normal(shape, dtype, scale))
-
-
 def _scalar(reference):
     """``reference`` answering a scalar at once on the meta device (where its output shape is asked)."""
     @functools.wraps(reference)
@@ -578,7 +571,7 @@ class LabelSmoothingLoss(Problem):
         def add(group, eps, n=None, k=None, scale=2.0, dtype=np.float64, grad=False):
             n, k = n or draw.int(3, 9), k or draw.int(3, 10)
             return tensor(self, group, _scalar(ref.label_smoothing_loss), _logits(draw, n, k, scale, dtype), _targets(draw, n, k),
-                          eps, grad={0: "logits"} if grad else None, draw=_ArrayDraw(draw.rng), alternatives=self.alternatives(eps))
+                          eps, grad={0: "logits"} if grad else None, draw=draw, alternatives=self.alternatives(eps))
 
         def eps():
             return draw.choice([0.05, 0.1, 0.2, 0.3, 0.45])
@@ -639,7 +632,7 @@ class DistillationLoss(Problem):
             n, k = draw.int(3, 9), draw.int(3, 10)
             s, t = _logits(draw, n, k, 2.0, dtype), _logits(draw, n, k, 3.0, dtype)
             return tensor(self, group, _scalar(ref.distillation_loss), s, t, _targets(draw, n, k), T=T, alpha=alpha,
-                          grad={0: "student_logits"} if grad else None, draw=_ArrayDraw(draw.rng),
+                          grad={0: "student_logits"} if grad else None, draw=draw,
                           alternatives=self.alternatives(T, alpha))
 
         def temp():
