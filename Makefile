@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # nbgrader shells out to alembic: the environment's bin goes first on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: demo test env benchmark sync clean student-env student-lab
+.PHONY: demo test env benchmark sync selfcheck clean student-env student-lab
 
 demo: $(VENV)/.installed
 	$(PY) -m autograder.demo
@@ -37,10 +37,15 @@ student-lab: $(STUDENT_VENV)/.installed
 	mkdir -p $(STUDENT_HOME)
 	cd $(STUDENT_HOME) && PATH=$(abspath $(STUDENT_VENV))/bin:$$PATH jupyter lab --ServerApp.ip=127.0.0.1
 
+# The self-check's public cases beside each source notebook (nbgrader generate_assignment
+# writes them too, before it copies the folder into the release).
+selfcheck: $(VENV)/.installed
+	$(PY) -m autograder.selfcheck_pack
+
 # Copy solutions/ into the source notebooks' solution cells.
 sync: $(VENV)/.installed
 	$(PY) -m autograder.notebooks sync
 
 clean:
 	rm -rf demo-output course/release course/submitted course/autograded course/feedback \
-	       course/gradebook.db course/grades.csv
+	       course/gradebook.db course/grades.csv course/source/*/selfcheck

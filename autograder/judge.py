@@ -139,6 +139,24 @@ class Judge:
             outcomes.append(Outcome(record["status"], record))
         return outcomes, (out_dir / "done.json").exists()
 
+    def case_message(self, name: str, case: Case, outcome: Outcome) -> str | None:
+        """One case's verdict: None when it passed, else what the student reads."""
+        raised = (outcome.get("error") or {}).get("type") if outcome.status == "error" else None
+        if case.raises and raised == case.raises and outcome.get("stage") == "call":
+            return None
+        if case.raises and raised and raised != "NotImplementedError" and outcome.get("stage") == "call":
+            return f"{case.label}: raised {raised}, expected {case.raises}"  # an error all the same
+        if not outcome.ok:
+            return error_message(name, outcome, case.label)
+        try:
+            return case.check(outcome)
+        except CheckBug:
+            raise
+        except Exception as exc:  # noqa: BLE001  (malformed data from the kernel)
+            if self.strict:
+                raise
+            return f"{case.label}: the result could not be checked ({type(exc).__name__})"
+
     def judge_problem(self, name: str, sources: list[str] | None, kernel_died: bool = False) -> Verdict:
         problem, cases = self.problems[name], self.cases[name]
         outcomes, done = self._outcomes(name)
@@ -172,23 +190,11 @@ class Judge:
         statuses = []
         wrong = 0  # cases that failed on a wrong answer (not an error, timeout...)
         for case, outcome in zip(cases, outcomes):
+            message = self.case_message(name, case, outcome)
             raised = (outcome.get("error") or {}).get("type") if outcome.status == "error" else None
-            if case.raises and raised == case.raises and outcome.get("stage") == "call":
-                message = None
-            elif case.raises and raised and raised != "NotImplementedError" and outcome.get("stage") == "call":
-                message = f"{case.label}: raised {raised}, expected {case.raises}"  # an error all the same
-            elif outcome.ok:
-                try:
-                    message = case.check(outcome)
-                except CheckBug:
-                    raise
-                except Exception as exc:  # noqa: BLE001  (malformed data from the kernel)
-                    if self.strict:
-                        raise
-                    message = f"{case.label}: the result could not be checked ({type(exc).__name__})"
+            if outcome.ok:
                 wrong += message is not None
-            else:
-                message = error_message(name, outcome, case.label)
+            elif not (case.raises and raised and raised != "NotImplementedError" and outcome.get("stage") == "call"):
                 statuses.append(_KERNEL_STATUS.get(outcome.status, "error"))
             passed = message is None
             groups[case.group] = groups.get(case.group, True) and passed

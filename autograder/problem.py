@@ -99,6 +99,33 @@ def hints(table: str) -> tuple[Group, ...]:
     return tuple(Group(name, hint, weight) for name, weight, hint in groups)
 
 
+@dataclass(frozen=True)
+class Public:
+    """How the students' self-check uses a case (see :mod:`autograder.selfcheck_pack`).
+
+    The case is drawn at the public seed, the reference runs it, and the release stores
+    the values the reference's record holds at ``fields``; a student's record must hold
+    the same there (tensors within ``tol``, by dtype when None). A field is a dotted
+    path into the record (``value``, ``grads``, ``facts.num_params``, ``outputs.0``)
+    with an optional rule after a colon: ``:shape`` (only the tensor's shape),
+    ``:keys`` (a dict with exactly the same keys, values compared too), ``:contains``
+    (a list holding every stored item). ``speed``: the case is a timing case and
+    ``student_s / baseline_s`` may not exceed it (its inputs are drawn where it runs).
+    ``rule``: a property of the record that needs no stored answer, one of
+    :data:`gradekit.public_cases.RULES`, called with ``params`` (the hidden check calls
+    the same function).
+
+    Only what the hidden check itself requires of every right answer may be a field,
+    so that failing the self-check always means failing the hidden check too.
+    """
+
+    fields: tuple[str, ...] = ()
+    tol: float | None = None
+    speed: float | None = None
+    rule: str | None = None
+    params: dict | None = None
+
+
 @dataclass
 class Case:
     #: The request, or a function that makes it when it is written (large inputs drawn late).
@@ -114,6 +141,8 @@ class Case:
     heavy: bool = False
     #: The right answer when it is a plain value (an int): messages must never show it.
     secret: Any = None
+    #: How the students' self-check uses this case (None: it does not).
+    public: Public | None = None
 
 
 @dataclass

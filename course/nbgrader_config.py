@@ -29,6 +29,10 @@ c.Exchange.root = os.environ.get("CNN_COURSE_EXCHANGE", "/srv/nbgrader/exchange"
 # Generated and class data never go into a release.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".gradekit"]
 
+# The release carries each problem's self-check: public cases with the reference's answers as data,
+# written beside the source notebook just before nbgrader copies the folder (autograder/selfcheck_pack.py).
+c.GenerateAssignment.pre_convert_hook = "autograder.selfcheck_pack.release_hook"
+
 # Students' stubs: the standard nbgrader stub.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 

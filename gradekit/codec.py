@@ -18,6 +18,10 @@ JSON forms
   "state": {...}, "train": false}``: a module the kernel builds (judge -> kernel).
 - ``{"__nnmodule__": "Conv2d", "hyper": {...}, "state": {...}}``: a module the
   student returned, as its hyper-parameters and ``state_dict`` (kernel -> judge).
+- ``{"__random__": {"shape": [...], "dtype": "float32", "seed": 7}}``: standard normal
+  values drawn where they are read, from ``torch.Generator().manual_seed(seed)`` (the
+  same numbers on every machine): large inputs whose values do not matter, such as a
+  timing case's, without storing them (see ``Random``).
 - ``{"__unsupported__": "TypeName"}``: anything else, by type name only.
 """
 from __future__ import annotations
@@ -67,6 +71,25 @@ class Var:
     (running statistics updated in place, a model trained then evaluated)."""
 
     name: str
+
+
+@dataclass(frozen=True)
+class Random:
+    """A tensor of standard normal values drawn where it is decoded (see the module doc)."""
+
+    shape: tuple
+    dtype: str
+    seed: int
+
+    def draw(self):
+        torch = _torch()
+        generator = torch.Generator().manual_seed(int(self.seed))
+        return torch.randn(tuple(self.shape), generator=generator, dtype=getattr(torch, self.dtype))
+
+
+#: Dtypes a ``Random`` may have, and the largest it may be (elements).
+RANDOM_DTYPES = ("float32", "float64")
+MAX_RANDOM_ELEMENTS = 2**26
 
 
 @dataclass
@@ -130,6 +153,12 @@ class Writer:
             return self._array(value, {"dtype": str(value.dtype), "requires_grad": False})
         if isinstance(value, Var):
             return {"__var__": value.name}
+        if isinstance(value, ReturnedModule):  # a module recorded earlier, stored again
+            return {"__nnmodule__": value.type_name, "hyper": {"__dict__": self.encode(dict(value.hyper), depth + 1)},
+                    "state": {"__dict__": self.encode(dict(value.state), depth + 1)}}
+        if isinstance(value, Random):
+            return {"__random__": {"shape": [int(s) for s in value.shape], "dtype": str(value.dtype),
+                                   "seed": int(value.seed)}}
         if isinstance(value, ModuleSpec):
             if not value.path.startswith(ALLOWED_MODULE_PREFIXES):
                 raise CodecError(f"module {value.path} is not allowed")
@@ -236,6 +265,14 @@ class Reader:
             if data.get("requires_grad"):
                 t.requires_grad_(True)
             return t
+        if "__random__" in data:
+            spec = data["__random__"]
+            shape = tuple(int(s) for s in spec["shape"])
+            if spec["dtype"] not in RANDOM_DTYPES or any(s < 0 for s in shape) \
+                    or math.prod(shape) > MAX_RANDOM_ELEMENTS:
+                raise CodecError("a random tensor of an unsupported dtype or size")
+            t = Random(shape, str(spec["dtype"]), int(spec["seed"])).draw()
+            return t.to(self.device) if self.as_torch else t.numpy()
         if "__var__" in data:
             if data["__var__"] not in self.variables:
                 raise CodecError(f"unknown variable {data['__var__']!r}")

@@ -132,3 +132,23 @@ def test_formgrader_is_off_and_the_exchange_is_the_courses(student_env, tmp_path
     assert (course_id, root) == (COURSE_ID, "/tmp/x-exchange")
     course_id, root = json.loads(run_in(student_env, code, tmp_path).stdout)
     assert (course_id, root) == (COURSE_ID, "/srv/nbgrader/exchange")
+
+
+def test_the_self_check_runs_in_the_students_environment(student_env, tmp_path):
+    """The release's self-check folder and gradekit are all a student's kernel needs: a right
+    answer passes, a wrong one fails with its case, no grader installed."""
+    from autograder.notebooks import reference_definitions
+    from autograder.selfcheck_pack import build
+
+    build("w1_conv_arithmetic", tmp_path / "selfcheck")
+    answer = reference_definitions("w1_conv_arithmetic")["conv_output_size"]
+    code = ("import gradekit, json, sys\nns = {}\nexec(json.loads(sys.argv[1]), ns)\n"
+            "gradekit.selfcheck('conv_output_size', ns)\n"
+            "ns['conv_output_size'] = lambda size, kernel_size, stride=1, padding=0, dilation=1: size\n"
+            "gradekit.selfcheck('conv_output_size', ns)\n")
+    environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    proc = subprocess.run([str(student_env / "bin" / "python"), "-c", code, json.dumps(answer)], cwd=tmp_path,
+                          env={**environ, "PATH": f"{student_env / 'bin'}:/usr/bin:/bin"}, capture_output=True,
+                          text=True, timeout=300)
+    assert "conv_output_size: self-check passed" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "SelfCheckFailed" in proc.stderr and "self-check FAILED" in proc.stderr

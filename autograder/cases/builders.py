@@ -19,10 +19,11 @@ from typing import Callable
 import numpy as np
 import torch
 
+from gradekit import public_cases
 from gradekit.codec import ModuleSpec
 
 from ..compare import TOL, check_int, check_tensor, describe, fmt_shape, rel_error
-from ..problem import Case, Outcome, Problem
+from ..problem import Case, Outcome, Problem, Public
 from .modules import rebuild, spec_text
 
 Alternatives = Callable[[list, dict], list]  # (targs, tkwargs) -> [(what the student did, thunk)]
@@ -114,7 +115,7 @@ def raises(problem: Problem, group: str, *args, error: str = "ValueError", label
     label = label or f"{problem.name}({', '.join(shown)})"
     return Case(call(problem.name, *args, **kwargs),
                 lambda o: f"{label} returned {describe(o.value)}; it should raise {error}",
-                label, group, raises=error)
+                label, group, raises=error, public=Public())
 
 
 def integer(problem: Problem, group: str, reference, **kwargs) -> Case:
@@ -122,12 +123,13 @@ def integer(problem: Problem, group: str, reference, **kwargs) -> Case:
     expected = reference(**kwargs)
     label = f"{problem.name}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
     return Case(call(problem.name, **kwargs), lambda o: check_int(o.value, expected, label), label, group,
-                secret=expected)
+                secret=expected, public=Public(("value",)))
 
 
 def tensor(problem: Problem, group: str, reference, *args, grad: dict | None = None, tol: float | None = None,
            alternatives: Alternatives | None = None, extra: Callable[[Outcome, str], str | None] | None = None,
-           return_args: list | None = None, label: str | None = None, draw=None, **kwargs) -> Case:
+           return_args: list | None = None, label: str | None = None, draw=None, public_fields: tuple = (),
+           **kwargs) -> Case:
     """``problem.name(*args, **kwargs)`` compared with ``reference(*args, **kwargs)``.
 
     grad: ``{position or keyword: text}``: also compare float64 autograd gradients
@@ -135,6 +137,8 @@ def tensor(problem: Problem, group: str, reference, *args, grad: dict | None = N
     alternatives: named classic mistakes, to say which one a wrong output matches.
     extra: a further check of the outcome (in-place updates, via ``return_args``),
         run before the output is compared.
+    public_fields: record fields the students' self-check compares besides the output (and
+        gradients), where ``extra`` requires the reference's values there (``args_after``).
     """
     grad = grad or {}
     label = label or label_for(problem.name, reference, args, kwargs, "gradients of " if grad else "")
@@ -173,7 +177,8 @@ def tensor(problem: Problem, group: str, reference, *args, grad: dict | None = N
                 return f"{label}: {msg}"
         return None
 
-    return Case(request, check, label, group)
+    fields = ("value", "grads") if grad else ("value",)
+    return Case(request, check, label, group, public=Public(fields + tuple(public_fields), tol))
 
 
 def steps(problem: Problem, group: str, label: str, variables: dict, calls: list[dict], return_vars: list[str],
@@ -208,18 +213,18 @@ def layer_kinds(problem: Problem, group: str, label: str, family: str, allowed: 
     ``extra(found, facts)`` may judge the (name, kind) pairs found further."""
     from ..ops import family_names
 
+    classes = sorted(n for n in family_names(family) if n[:1].isupper())
+    params = {"family": family, "kinds": classes, "allowed": sorted(allowed), "expected": expected}
+
     def check(outcome: Outcome):
+        msg = public_cases.layer_kinds(outcome.data, label, **params)
+        if msg or extra is None:
+            return msg
         facts = outcome.facts if isinstance(outcome.facts, dict) else {}
-        found = [(str(n), str(k)) for n, k in facts.get("modules", []) if str(k) in family_names(family)]
-        kinds = sorted({k for _, k in found})
-        if not allowed and found:
-            return f"{label} contains {family} layers ({', '.join(kinds)}); it should have none"
-        if allowed and not found:
-            return f"{label} contains no torch.nn {family} layer (expected {expected})"
-        if set(kinds) - allowed:
-            return f"{label} contains {', '.join(sorted(set(kinds) - allowed))}, which is not {expected}"
-        return extra(found, facts) if extra else None
-    return module(problem, group, label, check, *args, **kwargs)
+        return extra([(str(n), str(k)) for n, k in facts.get("modules", []) if str(k) in classes], facts)
+    case = module(problem, group, label, check, *args, **kwargs)
+    case.public = Public(rule="layer_kinds", params=params)
+    return case
 
 
 def timing(problem: Problem, group: str, reference, draw_inputs: Callable[[], tuple[list, dict]], baseline: str,
@@ -256,7 +261,7 @@ def timing(problem: Problem, group: str, reference, draw_inputs: Callable[[], tu
             return f"{label}: {ratio:.0f}x slower than {baseline.rsplit('.', 1)[-1]} (the bound is {bound:.0f}x)"
         return None
 
-    return Case(request, check, label, group, heavy=True)
+    return Case(request, check, label, group, heavy=True, public=Public(speed=bound))
 
 
 def module_output(problem: Problem, group: str, label: str, x: np.ndarray, shape: tuple, *args, **kwargs) -> Case:
@@ -270,7 +275,9 @@ def module_output(problem: Problem, group: str, label: str, x: np.ndarray, shape
         if out.dtype != x.dtype:
             return f"{label}: the output has dtype {out.dtype}, expected {x.dtype}"
         return None if np.all(np.isfinite(out)) else f"{label}: the output contains NaN or inf values"
-    return module(problem, group, label, check, *args, inputs=[x], **kwargs)
+    case = module(problem, group, label, check, *args, inputs=[x], **kwargs)
+    case.public = Public(("outputs.0:shape",))
+    return case
 
 
 def batch_independence(problem: Problem, group: str, label: str, x: np.ndarray, k: int, train: bool, mixing: bool,
@@ -279,17 +286,11 @@ def batch_independence(problem: Problem, group: str, label: str, x: np.ndarray, 
     eval mode): their outputs must agree exactly when samples are treated independently
     (``mixing=False``) and differ when the batch's statistics are used (``mixing=True``).
     Dropout makes training-mode outputs random: then nothing is compared."""
-    def check(outcome: Outcome):
-        outs = outcome.outputs if isinstance(outcome.outputs, list) else []
-        if len(outs) != 2 or not all(isinstance(o, np.ndarray) and o.ndim >= 1 for o in outs) \
-                or outs[0].shape[0] != len(x) or outs[1].shape != (k, *outs[0].shape[1:]):
-            return f"{label}: the outputs could not be recorded, or their shapes do not match"
-        differ = rel_error(outs[0][:k], outs[1]) > 1e-4
-        kinds = {str(kind) for _, kind in ((outcome.facts or {}).get("modules") or [])}
-        if differ == mixing or (train and not mixing and any("Dropout" in kind for kind in kinds)):
-            return None
-        return f"{label}: {why}"
-    return module(problem, group, label, check, *args, inputs=[x, x[:k]], train=train, **kwargs)
+    params = {"n": len(x), "k": k, "train": train, "mixing": mixing, "why": why}
+    case = module(problem, group, label, lambda o: public_cases.batch_independence(o.data, label, **params), *args,
+                  inputs=[x, x[:k]], train=train, **kwargs)
+    case.public = Public(rule="batch_independence", params=params)
+    return case
 
 
 def unchanged(after: dict, inputs: dict) -> str | None:
@@ -355,4 +356,6 @@ def returned_module(problem: Problem, group: str, label: str, args: list, type_n
         return None
 
     request = {**call(problem.name, *args), "return_args": sorted(keep_inputs or ())}
-    return Case(request, check, label, group)
+    # The returned module is unique (its settings and folded weights), as are inputs left alone.
+    return Case(request, check, label, group, public=Public(("value", "args_after") if keep_inputs else ("value",),
+                                                            tol=tol))

@@ -28,13 +28,21 @@ import torch
 from gradekit.codec import ModuleSpec
 
 from ..compare import check_tensor, describe, fmt_shape, rel_error
-from ..problem import Case, Outcome, Problem
+from ..problem import Case, Outcome, Problem, Public
 from .builders import module
 from .modules import build, spec_text
 from .sample import Draw
 
 #: Module cases compare float32 outputs in the kernel with float64 ones here.
 MODULE_TOL = 1e-4
+#: What the students' self-check compares for each group: the reference's record holds the
+#: target's count, layout and outputs (float32 against float32: twice the tolerance).
+PUBLIC = {"output shape": Public(("outputs.0:shape",)), "parameters": Public(("facts.num_params",)),
+          "state_dict": Public(("facts.state_shapes:keys",)),
+          "torchvision layout": Public(("facts.num_params", "facts.state_shapes:keys")),
+          "outputs": Public(("outputs",), tol=2 * MODULE_TOL),
+          "torchvision weights": Public(("outputs",), tol=2 * MODULE_TOL),
+          "training mode": Public(("outputs",), tol=2 * MODULE_TOL)}
 
 
 def call_text(name: str, args=(), kwargs=None) -> str:
@@ -168,7 +176,7 @@ def contract(problem: Problem, target: Target, args: tuple, x: np.ndarray, draw:
     def add(group, text, check, state=None, **request):
         if group in groups:
             case = module(problem, group, text, check, *args, **request, **kwargs)
-            case.heavy = heavy
+            case.heavy, case.public = heavy, PUBLIC.get(group)
             if state is not None:
                 _lazy(case, lambda: {"state": state()})
             cases.append(case)

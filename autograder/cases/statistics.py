@@ -15,7 +15,7 @@ import torch
 from gradekit.codec import Var
 
 from ..compare import fmt_shape
-from ..problem import Case, Problem
+from ..problem import Case, Problem, Public
 from .builders import compare, steps
 
 UNBIASED = "normalising with the unbiased variance (dividing by n - 1); use the biased one (divide by n)"
@@ -158,4 +158,7 @@ def training_steps(problem: Problem, group: str, reference, xs: list, mean, var,
         wrong = compare(values[-1] if values else None, reference(*t, False, m).numpy(), "the eval-mode output", label)
         return wrong and (msg or wrong)
 
-    return steps(problem, group, label, {"rm": mean, "rv": var}, calls, ["rm", "rv"], check)
+    case = steps(problem, group, label, {"rm": mean, "rv": var}, calls, ["rm", "rv"], check)
+    # With an eval call only its output counts (the running statistics show in it).
+    case.public = Public((f"values.{n_steps}",) if x_eval is not None else ("vars",))
+    return case

@@ -10,7 +10,7 @@ from solutions import w1_conv_arithmetic as ref
 from ..cases import Draw, build, call, label_for, nn, raises, rows, spec, spec_text, tensor, timing
 from ..compare import check_records
 from ..ops import family_names, family_ops
-from ..problem import Case, Problem, hints
+from ..problem import Case, Problem, Public, hints
 
 
 
@@ -349,7 +349,7 @@ class ProfileModel(Problem):
             label = f"profile_model on {spec_text(model)} at input_size={tuple(input_size)}"
             return Case(call(self.name, model, tuple(input_size)),
                         lambda o: check_profile(o.value, model, input_size, label), label, group,
-                        heavy=group == "vgg16")
+                        heavy=group == "vgg16", public=Public(("value",)))
 
         cases = []
         for _ in range(2):

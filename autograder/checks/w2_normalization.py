@@ -241,6 +241,7 @@ class BatchNorm(Problem):
             kw |= {k: draw.normal(shape[1:2], dtype) for k, on in zip(("weight", "bias"), affine) if on}
             return tensor(self, group, ref.batch_norm, x, rm, rv, training=training, return_args=[1, 2],
                           extra=running_after(x, rm, rv, training, verify, kw.get("momentum", 0.1)),
+                          public_fields=("args_after",) if verify or not training else (),
                           alternatives=batch_norm_variants(training, rm, rv), **kw)
 
         def train_steps(group, channels, n_steps, positions, evaluate=False, **kw):

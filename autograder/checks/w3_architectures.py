@@ -15,16 +15,17 @@ import textwrap
 import numpy as np
 import torch
 
+from gradekit import public_cases
 from solutions import w3_architectures as ref
 
 from ..cases import Draw, call, module, nn, raises, rows, spec, tensor
-from ..cases.contract import MODULE_GROUPS, TWIN_GROUPS, call_text, contract, output_of, reference_target, \
+from ..cases.contract import MODULE_GROUPS, TWIN_GROUPS, call_text, contract, reference_target, \
     twin_target
 from ..cases.training import Budget, accuracy_at_least, fixed, lower_train_loss, sequential, student, \
     training_case
-from ..compare import check_tensor, describe, fmt_shape, rel_error
+from ..compare import check_tensor, describe, fmt_shape
 from ..ops import family_names, family_ops
-from ..problem import Case, Outcome, Problem, hints
+from ..problem import Case, Outcome, Problem, Public, hints
 
 TV = "torchvision.models"
 
@@ -169,23 +170,12 @@ class AuxClassifier(Problem):
                 cases += contract(self, target, args, x, draw, groups=("outputs",), heavy=True)
         args = (draw.choice((3, 6)), draw.choice((4, 7)))
         x = draw.normal((3, args[0], 8, 8), np.float32)
-        label = f"{call_text(self.name, args)} in training mode, twice on the same input"
-
-        def random_in_training(outcome):
-            a, b = output_of(outcome, 0), output_of(outcome, 1)
-            if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape):
-                return f"{label}: the outputs could not be recorded"
-            return None if rel_error(a, b) > 1e-4 else f"{label}: both passes gave the same output: no dropout " \
-                                                      "is active in training mode"
-        cases.append(module(self, "dropout", label, random_in_training, *args, inputs=[x, x], train=True))
-        label2 = f"{call_text(self.name, args)} in eval mode, twice on the same input"
-
-        def fixed_in_eval(outcome):
-            a, b = output_of(outcome, 0), output_of(outcome, 1)
-            if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape):
-                return f"{label2}: the outputs could not be recorded"
-            return None if rel_error(a, b) == 0 else f"{label2}: the two passes differ: dropout must be off in eval mode"
-        cases.append(module(self, "dropout", label2, fixed_in_eval, *args, inputs=[x, x], train=False))
+        for train in (True, False):  # dropout: two passes differ in training mode, agree in eval mode
+            label = f"{call_text(self.name, args)} in {'training' if train else 'eval'} mode, twice on the same input"
+            cases.append(module(self, "dropout", label,
+                                lambda o, label=label, train=train: public_cases.repeated_passes(o.data, label, train),
+                                *args, inputs=[x, x], train=train))
+            cases[-1].public = Public(rule="repeated_passes", params={"differ": train})
         return cases
 
 
@@ -600,7 +590,8 @@ class EfficientNetScaling(Problem):
         def case(group, phi, **kwargs):
             expected = ref.efficientnet_scaling(phi, **kwargs)
             label = call_text(self.name, (phi,), kwargs)
-            return Case(call(self.name, phi, **kwargs), lambda o: _close(o.value, expected, label), label, group)
+            return Case(call(self.name, phi, **kwargs), lambda o: _close(o.value, expected, label), label, group,
+                        public=Public(("value",), tol=1e-9))
         phis = draw.distinct(list(range(8)), 3)
         return [case("default coefficients", p) for p in phis + [0]] + \
             [case("other coefficients", draw.int(1, 6), alpha=draw.choice([1.1, 1.3, 1.4]),

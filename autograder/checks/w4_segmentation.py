@@ -7,20 +7,20 @@ the U-Net's training smoke test scores the predictions here, from the shapes dat
 from __future__ import annotations
 
 import functools
-import re
 
 import numpy as np
 import torch
 
+from gradekit import public_cases
 from solutions import w4_segmentation as ref
 
 from ..cases import Draw, batch_independence, build, call, compare, module, module_output, nn, raises, random_state, \
     spec, tensor
 from ..cases.contract import contract, twin_target
 from ..cases.training import Budget, miou_at_least, student, training_case
-from ..compare import check_tensor, describe, fmt_shape, rel_error
+from ..compare import check_tensor, describe, fmt_shape
 from ..ops import family_names, family_ops
-from ..problem import Case, Outcome, Problem, hints
+from ..problem import Case, Outcome, Problem, Public, hints
 
 #: The U-Net smoke test: the model, the data and the budget (about 12 s on one CPU core
 #: for the reference; margins over 20 training seeds in docs/course-spec.md, "Choices").
@@ -97,11 +97,16 @@ def same_outputs(problem: Problem, group: str, args: tuple, kwargs: dict, shapes
                 return f"{label}: {msg}"
         return None
 
-    return module(problem, group, label, check, *args, inputs=inputs, state=state, **kwargs)
+    case = module(problem, group, label, check, *args, inputs=inputs, state=state, **kwargs)
+    case.public = Public(("outputs",))
+    return case
 
 
-def value_case(problem: Problem, group: str, label: str, request: dict, check, secret=None) -> Case:
-    return Case(request, lambda o: check(o.value), label, group, secret=secret)
+def value_case(problem: Problem, group: str, label: str, request: dict, check, secret=None,
+               public: Public | None = Public(("value",))) -> Case:
+    """A call whose returned value ``check(value)`` judges; ``public``: how the self-check compares
+    it (by default the reference's value, with the tolerances of :mod:`gradekit.public_cases`)."""
+    return Case(request, lambda o: check(o.value), label, group, secret=secret, public=public)
 
 
 def _is_number(v) -> bool:
@@ -172,7 +177,9 @@ class Convolutionalize(Problem):
                 msg = check_tensor(out, expected, "the output")
                 return None if msg is None else f"{label}: {msg}"
 
-            return module(self, group, label, check, clf, (c, h, w), inputs=[x])
+            case = module(self, group, label, check, clf, (c, h, w), inputs=[x])
+            case.public = Public(("outputs",))
+            return case
 
         s = draw.ints(2, 5)
         cases = [add("same logits", s(), s(), s() + 1), add("same logits", s(), s(), s(), n=3),
@@ -495,23 +502,10 @@ class UNet(Problem):
         label = f"UNet(depth={depth}, padding={padding}) on x of shape {fmt_shape(shape)}"
         near = [s for s in (below, above) if s is not None]
 
-        def check(outcome: Outcome):
-            errors = outcome.forward_errors if isinstance(outcome.forward_errors, list) else []
-            err = errors[0] if errors else None
-            if not isinstance(err, dict):
-                return f"{label} returned an output; it should raise ValueError (this size cannot go through the " \
-                       "network)"
-            if err.get("type") != "ValueError":
-                return f"{label} raised {err.get('type')}; it should raise ValueError with the nearest valid sizes"
-            message = str(err.get("message", ""))
-            numbers = {int(m) for m in re.findall(r"\d+", message)}
-            if not set(near) <= numbers:
-                return f"{label}: the ValueError's message should name the nearest valid input sizes (the largest " \
-                       "valid size below and the smallest above)"
-            return None
         request = {"proc": "module", "cls": self.name, "args": [1, 2, 2, depth, padding], "kwargs": {},
                    "inputs": [np.zeros(shape, np.float32)], "train": False, "forward_errors": True}
-        return Case(request, check, label, "invalid size")
+        return Case(request, lambda o: public_cases.names_sizes(o.data, label, near), label, "invalid size",
+                    public=Public(rule="names_sizes", params={"near": near}))
 
     def trains(self):
         data = _smoke_data()
@@ -551,7 +545,9 @@ class DepthwiseSeparableConv(Problem):
                 got = (outcome.facts or {}).get("num_params")
                 expected = k * k * cin + cin * cout
                 return None if got == expected else f"{label}: {got}, which is not right"
-            return module(self, "parameters", label, check, cin, cout, kernel_size=k, padding=k // 2)
+            case = module(self, "parameters", label, check, cin, cout, kernel_size=k, padding=k // 2)
+            case.public = Public(("facts.num_params",))
+            return case
 
         c = draw.ints(2, 7)
         return [count(c(), c() + 7, 3), count(c(), c(), draw.choice([3, 5])),
@@ -615,10 +611,9 @@ class DeepLabV3Plus(Problem):
             k = draw.int(2, 5)
             label = f"the submodules of DeepLabV3Plus({k}, width=8)"
 
-            def check(outcome: Outcome):
-                kinds = {str(t) for _, t in (outcome.facts or {}).get("modules", [])}
-                return None if kind in kinds else f"{label}: no {kind} module found ({what})"
-            return module(self, group, label, check, k, width=8)
+            case = module(self, group, label, lambda o: public_cases.has_kind(o.data, label, kind, what), k, width=8)
+            case.public = Public(rule="has_kind", params={"kind": kind, "what": what})
+            return case
 
         return [shape(2, 32, 48, width=8), shape(1, 16 * draw.int(2, 4), 16 * draw.int(2, 4), width=8),
                 shape(2, draw.int(33, 60), draw.int(33, 60), width=4),
@@ -674,7 +669,7 @@ class PixelAccuracy(Problem):
                 return f"{label} should return a float, got {describe(value)}"
             return None if _close(float(value), expected()) else f"{label} returned {float(value):.6g}, which is not " \
                                                                "right"
-        return value_case(self, group, label, call(self.name, pred, target, **kw), check)
+        return value_case(self, group, label, call(self.name, pred, target, **kw), check, public=Public(("value",), 1e-9))
 
     def cases(self, draw: Draw):
         def pair(shape, k, ignore=0.0, ignore_index=255):
@@ -698,32 +693,13 @@ class MeanIoU(Problem):
         predicted only: a class that is predicted but absent from the target has IoU 0 and does count in the mean.""")
 
     def case(self, group, pred, target, k, **kw):
-        @functools.cache
-        def expected():
-            iou, miou = ref.mean_iou(torch.from_numpy(pred), torch.from_numpy(target), k, **kw)
-            return iou.numpy(), miou
+        iou, miou = ref.mean_iou(torch.from_numpy(pred), torch.from_numpy(target), k, **kw)
+        params = {"iou": iou.numpy(), "miou": float(miou)}
         label = f"mean_iou(pred of shape {fmt_shape(pred.shape)}, target, num_classes={k}" + \
             "".join(f", {a}={b}" for a, b in kw.items()) + ")"
-
-        def check(value):
-            if not isinstance(value, (list, tuple)) or len(value) != 2:
-                return f"{label} should return a pair (per_class_iou, miou), got {describe(value)}"
-            per_class, mean = value
-            iou, miou = expected()
-            if not isinstance(per_class, np.ndarray) or per_class.dtype.kind != "f" or per_class.shape != iou.shape:
-                return f"{label}: per_class_iou should be a float tensor of shape {fmt_shape(iou.shape)}, got " \
-                       f"{describe(per_class)}"
-            if not np.array_equal(np.isnan(per_class), np.isnan(iou)):
-                return f"{label}: per_class_iou has NaN for the wrong classes (NaN exactly for the classes absent " \
-                       "from both maps)"
-            ok = ~np.isnan(iou)
-            if ok.any() and rel_error(per_class[ok].astype(np.float64), iou[ok]) > 1e-6:
-                return f"{label}: per_class_iou has wrong values"
-            if not _is_number(mean):
-                return f"{label}: miou should be a float, got {describe(mean)}"
-            return None if _close(float(mean), miou, 1e-6) else f"{label}: miou is {float(mean):.6g}, which is not " \
-                                                                "right"
-        return value_case(self, group, label, call(self.name, pred, target, k, **kw), check)
+        return value_case(self, group, label, call(self.name, pred, target, k, **kw),
+                          lambda value: public_cases.iou_pair({"value": value}, label, **params),
+                          public=Public(rule="iou_pair", params=params))
 
     def cases(self, draw: Draw):
         def pair(shape, k, ignore=0.0, classes=None, ignore_index=255):

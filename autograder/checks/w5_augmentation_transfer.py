@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gradekit import public_cases
+from gradekit.values import as_ints
 from solutions import w5_augmentation_transfer as ref
 
 from ..cases import Draw, call, compare, raises, spec, tensor, torch_args
@@ -26,7 +28,7 @@ from ..cases.training import (Budget, accuracy_at_least, all_of, augment_step, a
                               more_accurate, training_case)
 from ..compare import check_int, describe, fmt_shape
 from ..ops import family_names, family_ops
-from ..problem import Case, Outcome, Problem, hints
+from ..problem import Case, Outcome, Problem, Public, hints
 
 #: torchvision's names for the transforms students write here (banned in their source).
 TV_NAMES = {
@@ -293,18 +295,6 @@ def _box_variant(height, width, lam, cx, cy, half=int, clip=True, area=lambda la
     return y1, y2, x1, x2
 
 
-def _as_ints(value):
-    """A returned box as a tuple of Python ints, or None when it is not four integers."""
-    if not isinstance(value, (list, tuple)) or len(value) != 4:
-        return None
-    out = []
-    for v in value:
-        if isinstance(v, np.ndarray) and v.size == 1 and v.dtype.kind in "iu":
-            v = int(v.reshape(()))
-        if isinstance(v, bool) or not isinstance(v, int):
-            return None
-        out.append(v)
-    return tuple(out)
 
 
 class CutmixBox(Problem):
@@ -335,7 +325,7 @@ class CutmixBox(Problem):
         label = f"cutmix_box(height={height}, width={width}, lam={lam}, cx={cx}, cy={cy})"
 
         def check(outcome: Outcome):
-            got = _as_ints(outcome.value)
+            got = as_ints(outcome.value, 4)
             if got is None:
                 return f"{label} should return four ints (y1, y2, x1, x2) but returned {describe(outcome.value)}"
             if got == expected:
@@ -344,7 +334,8 @@ class CutmixBox(Problem):
                           if tuple(make()) == got), None)
             return f"{label} returned {got}, which is not right" + (f"; it matches {named}" if named else "")
 
-        return Case(call(self.name, height=height, width=width, lam=lam, cx=cx, cy=cy), check, label, group)
+        return Case(call(self.name, height=height, width=width, lam=lam, cx=cx, cy=cy), check, label, group,
+                    public=Public(("value:ints",)))
 
     def cases(self, draw: Draw):
         def lam():
@@ -401,7 +392,8 @@ def _pair_case(problem: Problem, group: str, reference, args: list, alternatives
                 return msg
         return None
 
-    return Case(request, check, label, group)
+    # The pair is unique, and x and y come back as they were.
+    return Case(request, check, label, group, public=Public(("value", "args_after") if keep else ("value",)))
 
 
 def _perm(draw: Draw, n: int, roll: bool = False) -> np.ndarray:
@@ -734,7 +726,7 @@ class Freeze(Problem):
         label = f"freeze(model with parameters {', '.join(n for n, _ in names[:6])}" \
                 + (", ..." if len(names) > 6 else "") + f"; trainable={trainable})"
         return Case(call(self.name, model, trainable=trainable), lambda o: check_int(o.value, expected, label),
-                    label, group, secret=expected)
+                    label, group, secret=expected, public=Public(("value",)))
 
     def step_case(self, draw: Draw):
         """Train a frozen tiny ShuffleNetV2 for one epoch in the kernel (transfer recipe, no pretraining):
@@ -805,48 +797,13 @@ class ParamGroups(Problem):
 
     def group_case(self, group, model, head, base_lr, head_lr):
         names = [name for name, _ in _param_names(model)]
-        state = model.state
-        values = {name: np.asarray(state[name]) for name in names}
-        head_names = {n for n in names if _under(n, (head,))}
+        params = {"values": {name: np.asarray(model.state[name]) for name in names},
+                  "head": [n for n in names if _under(n, (head,))], "base_lr": base_lr, "head_lr": head_lr}
         label = f"param_groups(model with parameters {', '.join(names[:6])}" + (", ..." if len(names) > 6 else "") \
             + f"; head_prefix={head!r}, base_lr={base_lr}, head_lr={head_lr})"
-
-        def which(array):
-            found = [n for n, v in values.items() if isinstance(array, np.ndarray) and v.shape == array.shape
-                     and np.array_equal(v, array)]
-            return found[0] if found else None
-
-        def check(outcome: Outcome):
-            got = outcome.value
-            if not isinstance(got, (list, tuple)) or len(got) != 2 or not all(isinstance(g, dict) for g in got):
-                return f"{label}: should return a list of two dicts but returned {describe(got)}"
-            lrs = [g.get("lr") for g in got]
-            if sorted(map(str, lrs)) != sorted(map(str, (base_lr, head_lr))):
-                return f"{label}: the groups' learning rates are {lrs}, not base_lr and head_lr"
-            members = []
-            for g in got:
-                params = g.get("params")
-                if not isinstance(params, (list, tuple)):
-                    return f"{label}: a group's 'params' is {describe(params)}; make it a list of parameters"
-                names_in = [which(p) for p in params]
-                if None in names_in:
-                    return f"{label}: a group holds something that is not a parameter of the model"
-                members.append((g.get("lr"), names_in))
-            every = [n for _, names_in in members for n in names_in]
-            twice = sorted({n for n in every if every.count(n) > 1})
-            if twice:
-                return f"{label}: {', '.join(twice[:3])} appear(s) in more than one group"
-            missing = sorted(set(names) - set(every))
-            if missing:
-                return f"{label}: {', '.join(missing[:3])} is in no group"
-            for lr, names_in in members:
-                want = head_names if lr == head_lr else set(names) - head_names
-                extra = sorted(set(names_in) - want)
-                if extra:
-                    return f"{label}: the group with lr={lr} holds {', '.join(extra[:3])}, which belong(s) in the other group"
-            return None
-
-        return Case(call(self.name, model, head_prefix=head, base_lr=base_lr, head_lr=head_lr), check, label, group)
+        return Case(call(self.name, model, head_prefix=head, base_lr=base_lr, head_lr=head_lr),
+                    lambda o: public_cases.optimizer_groups(o.data, label, **params), label, group,
+                    public=Public(rule="optimizer_groups", params=params))
 
     def cases(self, draw: Draw):
         def lrs():
