@@ -452,8 +452,11 @@ def run(name: str, namespace: dict, pack: Path, sources: list[str] | None = None
             return Report(name, "forbidden", [
                 f"{name} uses {', '.join(used)}, a built-in this problem asks you to implement yourself. "
                 "The autograder gives 0 for that: rewrite it with basic tensor operations."])
+    import torch
+
     records = []
-    with tempfile.TemporaryDirectory(prefix="gradekit-selfcheck-") as tmp:
+    # The cases seed torch's generator: the notebook's own random stream is left as it was.
+    with tempfile.TemporaryDirectory(prefix="gradekit-selfcheck-") as tmp, torch.random.fork_rng(devices=[]):
         reader = Reader(Path(tmp), as_torch=False)
         for i, case in enumerate(spec["cases"]):
             request = {**case["request"], "seconds": min(float(case["request"].get("seconds", CASE_SECONDS)),

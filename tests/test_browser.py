@@ -181,8 +181,8 @@ def test_student_fetches_runs_validates_and_submits_in_jupyterlab(student_env, t
     ran = [c for c in nb.cells if c.cell_type == "code" and c.get("execution_count")]
     assert ran, "the collected notebook is not the one the student ran and saved"
     errors = [o.ename for c in ran for o in c.outputs if o.output_type == "error"]
-    # Run All stops at the first visible check, which fails on its stub: the cells above it ran
-    assert errors == ["NotImplementedError"], errors
+    # Run All stops at the first self-check, which says its stub is not implemented: the cells above it ran
+    assert errors == ["SelfCheckFailed"], errors
     for name in SCREENSHOTS:
         assert (ARTIFACTS / name).stat().st_size > 10_000, name
 
@@ -230,8 +230,8 @@ def student_session(page, url: str) -> None:
     dialog.wait_for()
     text = dialog.inner_text()
     assert "Validation Results" in text, text[:2000]
-    # the blank release: each problem's visible check fails on its stub
-    assert "The following cell failed" in text and "NotImplementedError" in text, text[:2000]
+    # the blank release: each problem's self-check says its stub is not implemented
+    assert "The following cell failed" in text and "not implemented yet" in text, text[:2000]
     shot(SCREENSHOTS[3])
     dialog.get_by_role("button", name="Ok").click()
     dialog.wait_for(state="hidden")

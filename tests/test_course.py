@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -11,6 +12,8 @@ from nbclient import NotebookClient
 
 from autograder.checks import ASSIGNMENTS, problems_for
 from autograder.notebooks import (check_sync, leaks, reference_definitions, source_notebook)
+from autograder.selfcheck_pack import build
+from gradekit.public_cases import PACK_DIR
 
 from .conftest import REPO, make_course
 
@@ -46,9 +49,12 @@ def test_notebook_outputs_are_stripped(assignment):
 @pytest.mark.slow
 @pytest.mark.parametrize("assignment", WITH_NOTEBOOK)
 def test_source_notebook_executes_top_to_bottom(assignment, tmp_path):
-    nb = nbformat.read(source_notebook(assignment), as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(source_notebook(assignment).parent)}})
+    """The instructor's notebook, solved, runs without an error: every self-check passes."""
+    folder = tmp_path / assignment
+    shutil.copytree(source_notebook(assignment).parent, folder, ignore=shutil.ignore_patterns(PACK_DIR))
+    build(assignment, folder / PACK_DIR)
+    nb = nbformat.read(folder / source_notebook(assignment).name, as_version=4)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}})
     client.execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert errors == []

@@ -244,3 +244,12 @@ def test_packs_are_generated_not_kept_in_git():
     ignored = subprocess.run(["git", "check-ignore", "course/source/w1_conv_arithmetic/selfcheck/conv2d.json"],
                              cwd=REPO, capture_output=True, text=True)
     assert ignored.returncode == 0
+
+
+def test_the_notebooks_random_stream_is_left_alone():
+    ref = reference("w1_conv_arithmetic")
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    report = self_check("w1_conv_arithmetic", "conv2d", ref.conv2d, inspect.getsource(ref.conv2d))
+    assert report.passed and torch.equal(torch.rand(3), expected)
