@@ -7,7 +7,9 @@
    bubblewrap is missing or broken it refuses to grade (``SandboxError``, naming the
    fix) unless the instructor set ``c.JudgedExecute.sandbox = "none"``, in which case
    it warns loudly in the log, for every notebook;
-1. draws a fresh seed and has the :class:`~autograder.judge.Judge` write hidden
+1. derives the notebook's seed (:func:`grading_seed`: from a secret kept with the course,
+   the assignment, the student and the notebook, so a regrade reproduces the grade and
+   students cannot predict the inputs) and has the :class:`~autograder.judge.Judge` write hidden
    inputs into a private scratch copy of the submission folder (regular files only:
    links are never followed);
 2. runs the notebook there, in the student's kernel, exactly as ``Execute`` does,
@@ -61,7 +63,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import shutil
 import stat
 import tempfile
@@ -78,11 +79,12 @@ from gradekit.capture import DIGEST_MIME, WORKDIR_NAME
 
 from .checks import problems_for
 from .judge import Judge
-from .notebooks import CAPTURE_RE
+from .notebooks import CAPTURE_RE, defined_names
 from .problem import Verdict
 from .sandbox import (LOCK_DIR, GiB, MiB, GradingInfrastructureError, Limits, Sandbox, SandboxedKernelManager,
                       SandboxError, probe, remove_tree)
 from .sanitize import SANITIZE_KEY, UNREADABLE_KEY, integrity_findings
+from .seeds import SECRET_FILE, course_secret, grading_seed
 from .source_check import foreign_definition
 
 log = logging.getLogger(__name__)
@@ -439,9 +441,18 @@ class JudgedExecute(Execute):
 
     seed = Integer(
         None, allow_none=True,
-        help="Seed for the hidden cases. Default: a fresh random seed for every notebook, "
-             "recorded in the autograded notebook's metadata.",
+        help="Seed for the hidden cases of every notebook. Default: derived per notebook from the "
+             "course's secret (secret_file), the assignment, the student and the notebook; recorded "
+             "in the autograded notebook's metadata.",
     ).tag(config=True)
+    secret_file = Unicode(
+        "", help="File holding the course's grading secret (created, mode 0600, on first use). "
+                 "Default: .grading-secret in the course root. Keep it with the instructor: "
+                 "whoever has it can compute every student's hidden inputs.").tag(config=True)
+    code_cell_timeout = Integer(
+        60, help="Seconds for a cell that is not a test cell (solutions, demonstrations): a student's "
+                 "infinite loop there is stopped after this. Test cells get `timeout`, the budget of "
+                 "their cases and smoke tests.").tag(config=True)
     sandbox = Enum(
         ["bwrap", "none"], "bwrap",
         help="How to isolate the student's kernel. 'bwrap': bubblewrap sandbox (grading "
@@ -530,6 +541,7 @@ class JudgedExecute(Execute):
             release_cases(name, *run["cases"])
         if cell.cell_type == "code":
             if run["cells_started"] == 0:  # the kernel is up, its sockets bound
+                run["timings"]["kernel start"] = time.monotonic() - run["clock"]
                 run["sandbox"].seal_rundir()
             run["cells_started"] += 1
 
@@ -542,6 +554,15 @@ class JudgedExecute(Execute):
         try:
             return super().preprocess_cell(cell, resources, index)
         finally:
+            if run is not None and cell.cell_type == "code":
+                kind = "test" if is_test_cell(cell) else "solution" if is_solution(cell) else "other"
+                run["cells"].append((index, kind, round(time.monotonic() - started, 3)))
+            if run is not None and cell.cell_type == "code" and not names and not is_test_cell(cell):
+                limit = self._get_timeout(cell)
+                if any(o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", [])) or \
+                        (limit and time.monotonic() - started >= limit):
+                    for name in defined_names(cell.source):
+                        run["definition_timeouts"][name] = index
             if names:
                 for name in names:
                     run["recordings"].take(name)
@@ -642,7 +663,7 @@ class JudgedExecute(Execute):
             if is_test_cell(cell):
                 names += [n for n in captured_names(cell.source) if n not in names]
         problems = {n: all_problems[n] for n in names if n in all_problems}
-        seed = self.seed if self.seed is not None else secrets.randbits(31)
+        seed = self.seed if self.seed is not None else self._seed(resources)
         notes = list((nb.metadata.get(SANITIZE_KEY) or {}).get("notes", []))
 
         unreadable = nb.metadata.get(UNREADABLE_KEY)
@@ -666,7 +687,27 @@ class JudgedExecute(Execute):
             if left:
                 self.log.error("could not remove the grader's scratch folder %s: %s", scratch, left[:5])
 
+    def _seed(self, resources) -> int:
+        meta = resources.get("nbgrader", {})
+        if self.secret_file:
+            path = Path(self.secret_file)
+        else:
+            from nbgrader.coursedir import CourseDirectory
+
+            path = Path(CourseDirectory(parent=self).root) / SECRET_FILE
+        return grading_seed(course_secret(path), meta.get("assignment", ""), meta.get("student", ""),
+                            meta.get("notebook", ""))
+
+    def _get_timeout(self, cell):
+        """nbclient's per-cell limit: test cells the budget of their cases, other cells
+        (solutions, demonstrations) ``code_cell_timeout``."""
+        if self._run is not None and cell is not None and not is_test_cell(cell) and self.code_cell_timeout > 0:
+            return self.code_cell_timeout
+        return super()._get_timeout(cell)
+
     def _grade_in(self, nb, resources, problems, all_problems, seed, notes, source_dir, scratch):
+        clock = time.monotonic()
+        timings: dict = {}
         isolated = self.sandbox != "none"
         work, private, rundir = scratch / "work", scratch / "private", scratch / "run"
         cases = scratch / "judge" if isolated else work / WORKDIR_NAME
@@ -678,6 +719,7 @@ class JudgedExecute(Execute):
             skipped = safe_copytree(source_dir, work, withheld=withheld, withhold_code=isolated)
             judge = Judge(problems, seed, cases)
             judge.prepare()
+            timings["prepare"] = time.monotonic() - clock
             # The kernel sees a problem's inputs only from its test cell on: a definition cell cannot
             # read them ahead and answer from a lookup table computed with built-ins.
             staged = private / "cases"
@@ -712,7 +754,9 @@ class JudgedExecute(Execute):
             raise GradingInfrastructureError(str(exc)) from exc
         recordings = Recordings((lambda: sandbox.view(work)) if isolated else work, private,
                                 self.max_record_bytes, owner=sandbox.uid)
+        timings["sandbox"] = time.monotonic() - clock - timings["prepare"]
         self._run = {"sandbox": sandbox, "recordings": recordings, "ran": set(), "cell_timeouts": set(),
+                     "definition_timeouts": {}, "timings": timings, "clock": time.monotonic(), "cells": [],
                      "output_bytes": {}, "truncated": set(), "cells_started": 0,
                      "cases": (staged, cases / "cases")}
         try:
@@ -735,6 +779,7 @@ class JudgedExecute(Execute):
                 raise GradingInfrastructureError(
                     f"the grader could not keep what the kernel recorded: {recordings.infrastructure}")
             run = self._run
+            judged = time.monotonic()
             judge.workdir = private
             sources = student_sources(nb)
             verdicts = judge.collect(sources, kernel_died=error is not None or sandbox.reason is not None)
@@ -748,7 +793,10 @@ class JudgedExecute(Execute):
                       "cpu_seconds": sandbox.cpu_seconds if sandbox.started else None,
                       "uid": sandbox.uid, "gpu": sandbox.gpu_device, "survivors": survivors,
                       "kernel_error": f"{type(error).__name__}: {error}"[:300] if error else None,
-                      "truncated_cells": sorted(run["truncated"]), "withheld_files": withheld[:50]}
+                      "truncated_cells": sorted(run["truncated"]), "withheld_files": withheld[:50],
+                      "timings": {**{k: round(v, 3) for k, v in timings.items()},
+                                  "judge": round(time.monotonic() - judged, 3), "cells": run["cells"],
+                                  "total": round(time.monotonic() - clock, 3)}}
             if all_problems:
                 self._finish(nb, verdicts, seed, notes, record, findings)
         finally:
@@ -796,6 +844,11 @@ class JudgedExecute(Execute):
                     verdict.lines = [f"{name}: not graded, {why} before this test finished."]
                 else:
                     verdict.lines = verdict.lines + [f"  ({why})"]
+            elif name in run["definition_timeouts"] and verdict.status in ("missing", "failed", "error"):
+                verdict.status, verdict.fraction, verdict.groups = "timeout", 0.0, {}
+                verdict.lines = [f"{name}: not graded, the cell that defines it (cell {run['definition_timeouts'][name] + 1}) "
+                                 f"ran past the time limit of {self.code_cell_timeout} s for cells that are not "
+                                 "tests and was interrupted (an infinite loop, or far too slow)."]
             elif name in run["cell_timeouts"]:
                 verdict.status = "timeout"
                 why = f"its test cell ran past the time limit of {self.timeout} s and was interrupted"

@@ -46,6 +46,7 @@ CONTROL = ("read_solutions", "read_hidden_tests", "network_fetch", "disable_trac
 CONFIG = """
 c.JudgedExecute.seed = 7
 c.JudgedExecute.timeout = 20
+c.JudgedExecute.code_cell_timeout = 8
 c.JudgedExecute.notebook_timeout = 50
 c.JudgedExecute.memory_limit = 1536 * 2**20
 c.JudgedExecute.max_processes = 128
@@ -361,6 +362,10 @@ def test_runaway_programs_get_their_status(batches):
     full = {"conv_output_size": 2.0, "conv2d": 10.0}
     grade, status, rep = out["fault_infinite_loop"]
     assert status == {"conv_output_size": "passed", "conv2d": "timeout"} and grade["conv_output_size"] == 2.0
+    grade, status, rep = out["fault_loop_in_solution_cell"]
+    assert status == {"conv_output_size": "timeout", "conv2d": "timeout"}, status
+    assert rep["problems"]["conv2d"]["lines"][0].startswith("conv2d: not graded, the cell that defines it")
+    assert rep["sandbox"]["stopped"] is None  # the cell was stopped, not the notebook
     grade, status, rep = out["fault_stubborn_loop"]
     assert set(status.values()) == {"timeout"} and rep["sandbox"]["stopped"] == "timeout"
     grade, status, rep = out["fault_memory_bomb"]

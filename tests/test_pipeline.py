@@ -8,6 +8,8 @@ not JSON.
 from __future__ import annotations
 
 import copy
+import shutil
+import time
 
 import nbformat
 import pytest
@@ -18,6 +20,7 @@ from autograder.classgrade import grade_class, nbgrader
 from autograder.parallel import grade_parallel
 from autograder.notebooks import reference_definitions
 from autograder.report import class_table, results
+from autograder.seeds import SECRET_FILE
 
 from .conftest import make_course, release_notebook, submit
 
@@ -147,17 +150,67 @@ def test_autograded_notebook_scores_are_the_judges(graded):
     assert isinstance(meta["seed"], int)
 
 
-def test_serial_grading_of_one_student_gives_the_same_grades(graded, tmp_path):
-    root, _, _, table = graded
-    alone = make_course(tmp_path / "alone", [A])
-    # Each notebook is graded with a fresh random seed; to compare, the same seed.
-    graded_nb = nbformat.read(root / "autograded" / "partial" / A / f"{A}.ipynb", as_version=4)
-    with open(alone / "nbgrader_config.py", "a") as config:
-        config.write(f"\nc.JudgedExecute.seed = {int(graded_nb.metadata['gradekit']['seed'])}\n")
-    src = root / "submitted" / "partial" / A / f"{A}.ipynb"
-    submit(alone, "partial", A, nbformat.read(src, as_version=4))
-    result = grade_class(alone, A, progress=False)
-    assert result.graded == ["partial"]
-    _, table_alone = results(alone, [A])
-    assert {k: (v["partial"].score, v["partial"].status) for k, v in table_alone.items()} == \
-        {k: (v["partial"].score, v["partial"].status) for k, v in table.items()}
+def test_sequential_grading_gives_the_same_gradebook(graded, tmp_path):
+    """The same class, graded one student at a time by plain nbgrader in another folder holding the
+    course's secret: every score and status is the parallel run's (the seeds come from the secret,
+    not from the run)."""
+    root, _, students, table = graded
+    again = make_course(tmp_path / "again", [A])
+    shutil.copy(root / SECRET_FILE, again / SECRET_FILE)
+    for student in students:
+        shutil.copytree(root / "submitted" / student, again / "submitted" / student)
+    result = grade_class(again, A, progress=False)
+    assert sorted(result.graded) == sorted(students)
+    _, table_again = results(again, [A])
+    assert {k: {s: (v[s].score, v[s].status) for s in students} for k, v in table_again.items()} == \
+        {k: {s: (v[s].score, v[s].status) for s in students} for k, v in table.items()}
+    for student in students:
+        seeds = [nbformat.read(r / "autograded" / student / A / f"{A}.ipynb", as_version=4).metadata
+                 .get("gradekit", {}).get("seed") for r in (root, again)]
+        assert seeds[0] == seeds[1]
+
+
+def test_a_killed_worker_loses_no_submission(tmp_path):
+    """On a LocalCluster, one worker is killed (SIGKILL) while it grades: its submission is
+    retried elsewhere, and every student ends graded exactly once in the gradebook."""
+    import os
+    import signal
+    import threading
+
+    from dask.distributed import Client, LocalCluster
+
+    root = make_course(tmp_path / "course", [A])
+    release = release_notebook(root, A)
+    refs = reference_definitions(A)
+    from autograder.notebooks import fill
+
+    students = [f"s{i}" for i in range(4)]
+    for i, student in enumerate(students):
+        submit(root, student, A, fill(copy.deepcopy(release), refs if i % 2 else {}))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        pids = list(client.run(os.getpid).values())
+        killed = threading.Event()
+
+        def kill_when_busy():
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and not killed.is_set():
+                busy = [w for w, tasks in client.processing().items() if tasks]
+                if busy:
+                    time.sleep(3)  # a notebook is running there
+                    os.kill(client.run(os.getpid, workers=[busy[0]])[busy[0]], signal.SIGKILL)
+                    killed.set()
+                time.sleep(0.2)
+        killer = threading.Thread(target=kill_when_busy, daemon=True)
+        killer.start()
+        result = grade_parallel(root, A, scheduler=cluster.scheduler_address, progress=False)
+        killer.join(timeout=5)
+    assert killed.is_set() and pids
+    assert sorted(result.graded) == students and not result.failed
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", course_id=COURSE_ID) as gb:
+        submissions = [s.student.id for s in gb.find_assignment(A).submissions]
+    assert sorted(submissions) == students
+    _, table = results(root, [A])
+    for i, student in enumerate(students):
+        total = sum(row[student].score for row in table.values())
+        assert (total == 35) if i % 2 else (total == 0), (student, total)
