@@ -1,23 +1,28 @@
-"""Wall time of the trusted grading pipeline vs plain nbgrader, side by side.
+"""Grading a class: stock nbgrader against this project's sequential and parallel paths, side by side.
 
-Both grade the same submissions of week 1 with the same hidden checks in one run:
+One synthetic class of N submissions per assignment (a full solution, the blank release,
+a partly wrong one, in turn), graded in one run by
 
-- trusted: ``course/nbgrader_config.py`` (``JudgedExecute``: hidden inputs written by
-  the judge, the kernel only records, verdicts computed outside the kernel);
-- plain:   stock ``Execute``, the hidden test cells run the same checks inside
-  the student's kernel (``autograder.inkernel``), as an ordinary nbgrader course would.
+- stock:      plain ``nbgrader autograde`` over the class (one process, ``Execute``), the
+              hidden test cells running the same checks inside the student's kernel
+              (``autograder.inkernel``), as an ordinary nbgrader course would;
+- sequential: ``autograder.classgrade`` (the course's config: sandboxed kernel, judge
+              outside the kernel), one ``nbgrader autograde --student`` per student;
+- parallel:   ``autograder.parallel`` on a local Dask cluster, with 1 and with all workers.
 
-Also times the fixed costs that dominate small notebooks: a Python start with
-``import torch`` and a kernel start-up. Prints times and ratios; asserts nothing.
+Prints wall times, ratios over stock, and the per-notebook fixed cost of the trusted path
+(everything but the cells' own execution, from the timings the grader records in each
+autograded notebook). Asserts nothing.
 
-    python benchmarks/grading_overhead.py [--students 4]
+    python benchmarks/grading_overhead.py [--students 20] [--assignments w1_conv_arithmetic w2_normalization]
 """
 from __future__ import annotations
 
 import argparse
+import copy
+import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,60 +33,78 @@ import nbformat
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from autograder.classgrade import nbgrader  # noqa: E402
+from autograder.classgrade import grade_class, nbgrader  # noqa: E402
 from autograder.notebooks import COURSE, fill, reference_definitions  # noqa: E402
+from autograder.parallel import grade_parallel  # noqa: E402
+from autograder.seeds import SECRET_FILE  # noqa: E402
 
-ASSIGNMENT = "w1_conv_arithmetic"
 PLAIN_CONFIG = '''
 import os
 c = get_config()
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 from autograder import COURSE_ID
 c.CourseDirectory.course_id = COURSE_ID
-c.CourseDirectory.db_assignments = [{"name": "w1_conv_arithmetic"}]
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}
 c.Execute.timeout = 600
 '''
 
 
-def plain_source(nb):
-    """The source notebook with each hidden capture replaced by in-kernel checks."""
+def plain_source(nb, assignment: str):
+    """The source notebook with each hidden capture replaced by in-kernel checks (and no self-check:
+    a stock course has none)."""
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
             points = meta.get("points", 0)
-
-            def repl(m, points=points):
-                return (f'import autograder.inkernel as _g; _g.check("{ASSIGNMENT}", "{m.group(1)}", '
-                        f'globals(), {points})')
-            lines = cell.source.split("\n")
-            hidden = [i for i, line in enumerate(lines) if "gradekit.capture" in line]
-            for i in hidden:
-                lines[i] = re.sub(r'import gradekit; gradekit\.capture\("(\w+)", globals\(\)\)', repl, lines[i])
+            names = re.findall(r'gradekit\.capture\("(\w+)"', cell.source)
+            checks = [f'import autograder.inkernel as _g; _g.check("{assignment}", "{n}", globals(), {points})'
+                      for n in names]
             # the check's value must be the cell's last expression to count as partial credit
-            if hidden:
-                body = [line for j, line in enumerate(lines) if j not in hidden and "HIDDEN TESTS" not in line]
-                cell.source = "\n".join(body + ["### BEGIN HIDDEN TESTS"] + [lines[i] for i in hidden]
-                                        + ["### END HIDDEN TESTS"])
+            cell.source = "\n".join(["### BEGIN HIDDEN TESTS", *checks, "### END HIDDEN TESTS"])
     return nb
 
 
-def make_course(root: Path, plain: bool, submissions: dict[str, dict[str, str]]) -> None:
-    src = root / "source" / ASSIGNMENT
+def wrong_answers(assignment: str) -> dict[str, str]:
+    """Half the problems right, the rest from the wrong-answer corpus (one mistake each)."""
+    sys.path.insert(0, str(REPO))
+    from tests.corpus import corpus, load
+
+    refs = reference_definitions(assignment)
+    wrong = {}
+    for path in corpus(assignment):
+        name = path.stem.split("__")[0]
+        if name not in wrong and not any(m in path.stem for m in ("calls_", "getattr", "by_name")):
+            wrong[name] = load(path).source
+    names = list(refs)
+    return {n: (wrong.get(n, refs[n]) if i % 2 else refs[n]) for i, n in enumerate(names)}
+
+
+def make_course(root: Path, assignment: str, plain: bool, submissions: dict[str, dict[str, str]]) -> None:
+    src = root / "source" / assignment
     src.mkdir(parents=True)
-    nb = nbformat.read(COURSE / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    nb = nbformat.read(COURSE / "source" / assignment / f"{assignment}.ipynb", as_version=4)
     if plain:
         (root / "nbgrader_config.py").write_text(PLAIN_CONFIG)
-        nb = plain_source(nb)
+        nb = plain_source(nb, assignment)
     else:
         shutil.copy(COURSE / "nbgrader_config.py", root / "nbgrader_config.py")
-    nbformat.write(nb, src / f"{ASSIGNMENT}.ipynb")
-    nbgrader(["generate_assignment", ASSIGNMENT, "--force"], root)
-    release = nbformat.read(root / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    nbformat.write(nb, src / f"{assignment}.ipynb")
+    nbgrader(["generate_assignment", assignment, "--force"], root)
+    release = nbformat.read(root / "release" / assignment / f"{assignment}.ipynb", as_version=4)
     for student, answers in submissions.items():
-        dest = root / "submitted" / student / ASSIGNMENT
+        dest = root / "submitted" / student / assignment
         dest.mkdir(parents=True)
-        nbformat.write(fill(nbformat.from_dict(release), answers), dest / f"{ASSIGNMENT}.ipynb")
+        nbformat.write(fill(copy.deepcopy(release), answers), dest / f"{assignment}.ipynb")
+
+
+def cell_seconds(root: Path, assignment: str) -> list[float]:
+    """Per notebook: the seconds its cells ran (from the timings the grader recorded)."""
+    seconds = []
+    for path in sorted((root / "autograded").glob(f"*/{assignment}/{assignment}.ipynb")):
+        t = nbformat.read(path, as_version=4).metadata.get("gradekit", {}).get("sandbox", {}).get("timings")
+        if t:
+            seconds.append(sum(s for _, _, s in t["cells"]))
+    return seconds
 
 
 def timed(fn) -> float:
@@ -90,36 +113,43 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--students", type=int, default=4)
-    args = parser.parse_args()
-    refs = reference_definitions(ASSIGNMENT)
-    half = dict(list(refs.items())[: len(refs) // 2])
-    kinds = [refs, {}, half]
-    submissions = {f"s{i:02d}": kinds[i % len(kinds)] for i in range(args.students)}
-
+    parser.add_argument("--students", type=int, default=20)
+    parser.add_argument("--assignments", nargs="+", default=["w1_conv_arithmetic", "w2_normalization"])
+    args = parser.parse_args(argv)
+    cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        tmp = Path(tmp)
-        torch_s = timed(lambda: subprocess.run([sys.executable, "-c", "import torch"], check=True))
-        trivial = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
-        from nbclient import NotebookClient
-        kernel_s = timed(lambda: NotebookClient(trivial, kernel_name="python3").execute())
-
-        results = {}
-        for label, plain in (("plain nbgrader (checks in the kernel)", True), ("trusted pipeline (judge outside)", False)):
-            root = tmp / ("plain" if plain else "trusted")
-            root.mkdir()
-            make_course(root, plain, submissions)
-            results[label] = timed(lambda root=root: nbgrader(["autograde", ASSIGNMENT, "--create", "--force"], root))
-
-        print(f"{args.students} submissions of {ASSIGNMENT}, graded one after the other by one nbgrader call")
-        print(f"  python + import torch:            {torch_s:6.1f} s")
-        print(f"  kernel start + one cell:          {kernel_s:6.1f} s")
-        for label, seconds in results.items():
-            print(f"  {label:<38} {seconds:6.1f} s  ({seconds / args.students:.1f} s per notebook)")
-        (plain_s, trusted_s) = results.values()
-        print(f"  ratio trusted / plain:            {trusted_s / plain_s:6.2f}")
+        for assignment in args.assignments:
+            refs = reference_definitions(assignment)
+            kinds = [refs, {}, wrong_answers(assignment)]
+            submissions = {f"s{i:02d}": kinds[i % len(kinds)] for i in range(args.students)}
+            runs: dict[str, float] = {}
+            fixed: dict[str, float] = {}
+            plain = Path(tmp) / assignment / "stock"
+            make_course(plain, assignment, True, submissions)
+            runs["stock nbgrader, checks in the kernel"] = timed(
+                lambda: nbgrader(["autograde", assignment, "--create", "--force"], plain))
+            base = Path(tmp) / assignment / "trusted"
+            make_course(base, assignment, False, submissions)
+            (base / SECRET_FILE).write_text("benchmark-secret-" + "0" * 48)
+            for label, workers, grade in (
+                    ("sequential (classgrade)", 1, lambda r: grade_class(r, assignment, progress=False)),
+                    ("parallel, 1 worker", 1, lambda r: grade_parallel(r, assignment, workers=1, progress=False)),
+                    (f"parallel, {cores} workers", cores,
+                     lambda r: grade_parallel(r, assignment, workers=cores, progress=False))):
+                root = Path(tmp) / assignment / re.sub(r"\W+", "-", label)
+                shutil.copytree(base, root)
+                runs[label] = timed(lambda root=root, grade=grade: grade(root))
+                cells = cell_seconds(root, assignment)
+                if cells:
+                    fixed[label] = runs[label] * workers / args.students - sum(cells) / len(cells)
+            stock = runs["stock nbgrader, checks in the kernel"]
+            print(f"\n{args.students} submissions of {assignment} (full, blank, partly wrong), {cores} cores")
+            for label, seconds in runs.items():
+                extra = f"  fixed cost {fixed[label]:4.1f} s per notebook" if label in fixed else ""
+                print(f"  {label:<40s} {seconds:7.1f} s  {seconds / args.students:5.1f} s per notebook  "
+                      f"{stock / seconds:4.2f}x stock{extra}", flush=True)
 
 
 if __name__ == "__main__":
