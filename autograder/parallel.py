@@ -33,6 +33,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -111,6 +112,7 @@ def execute_one(course: str, assignment: str, student: str, threads: int = 0) ->
     """
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
+    from sqlalchemy.exc import SAWarning
 
     start = time.perf_counter()
     course_path = Path(course)
@@ -122,8 +124,10 @@ def execute_one(course: str, assignment: str, student: str, threads: int = 0) ->
             "root": str(course_path), "db_url": f"sqlite:///{db}", "autograded_directory": str(Path(tmp) / "autograded")},
             CachingExecute={"cache_mode": "reuse", "cache_dir": str(cache), **({"threads": threads} if threads else {})})
         coursedir = CourseDirectory(config=config)
-        result = NbGraderAPI(coursedir=coursedir, config=config).autograde(assignment, student, force=True,
-                                                                           create=True)
+        with warnings.catch_warnings():  # nbgrader's API run in-process trips SQLAlchemy's session warnings
+            warnings.simplefilter("ignore", SAWarning)
+            result = NbGraderAPI(coursedir=coursedir, config=config).autograde(assignment, student, force=True,
+                                                                               create=True)
     ok = bool(result.get("success"))
     tail = "" if ok else " | ".join(str(result.get("error") or result.get("log") or "").strip().splitlines()[-3:])
     return student, ok, time.perf_counter() - start, tail

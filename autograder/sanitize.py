@@ -38,6 +38,7 @@ Three pieces, used by ``course/nbgrader_config.py``:
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import logging
 import os
@@ -228,8 +229,10 @@ def _nbgrader(cell) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
+@functools.lru_cache(maxsize=4096)
 def python_source(source: str) -> str:
-    """The Python that IPython runs for a cell (magics and ``!`` lines transformed)."""
+    """The Python that IPython runs for a cell (magics and ``!`` lines transformed; cached: the
+    sanitizer asks for every cell many times)."""
     try:
         from IPython.core.inputtransformer2 import TransformerManager
 

@@ -12,6 +12,7 @@ The kernel's operator trace backs it up for calls that hide better than that
 from __future__ import annotations
 
 import ast
+import functools
 import re
 
 from gradekit.source_rules import banned_uses, defining_cells  # noqa: F401  (the judge's names)
@@ -29,8 +30,10 @@ DYNAMIC_CALLS = frozenset({"exec", "eval", "compile", "__import__", "execfile"})
 RUN_MAGICS = frozenset({"run"})
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse(source: str) -> ast.Module | None:
-    """The cell as Python (IPython syntax such as ``%run`` or ``!cmd`` translated first)."""
+    """The cell as Python (IPython syntax such as ``%run`` or ``!cmd`` translated first).
+    Cached (every problem's check reads every cell): callers only read the tree."""
     try:
         return ast.parse(source)
     except SyntaxError:
