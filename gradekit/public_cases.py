@@ -17,7 +17,9 @@ grader's rules:
   the problem whatever the values;
 - each case's stored fields are compared with :mod:`gradekit.values` (tensors within
   the grader's tolerances, integers exactly); a case whose right answer is an
-  exception must raise it; a timing case must stay within the speed bound.
+  exception must raise it; a timing case must stay within the speed bound;
+- a conceptual question's case stores no answer: only its form is checked
+  (:func:`answer_form`).
 
 It prints one verdict per problem (passed / failing case / not implemented / uses a
 forbidden built-in) and raises :class:`SelfCheckFailed` unless it passed, so that a
@@ -351,8 +353,39 @@ def optimizer_groups(record: dict, label: str, values: dict, head: list, base_lr
     return None
 
 
+def answer_form(record: dict, label: str, kind: str, choices: list | None = None,
+                length: int | None = None) -> str | None:
+    """A conceptual question's answer (``record["value"]``) has the form the question asks for,
+    whatever its value: ``kind`` ``"int"`` (a Python int), ``"choice"`` (one of the letters
+    ``choices``) or ``"shape"`` (a tuple, or list, of ``length`` ints).
+
+    A question has no random input, so a stored answer would be the answer itself: its
+    public case stores none, and the self-check calls only this. The hidden check calls it
+    first and then compares the value."""
+    value = record.get("value")
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return f"{label} returned the float {value:.0f}.0; return an int (use // or int(...))"
+            return f"{label} should return an int but returned {describe(value)}"
+        return None
+    if kind == "choice":
+        letters = ", ".join(repr(c) for c in choices or ())
+        if isinstance(value, str) and value in (choices or ()):
+            return None
+        shown = repr(value[:40]) if isinstance(value, str) else describe(value)
+        return f"{label} should return one of the letters {letters} but returned {shown}"
+    if kind == "shape":
+        if as_ints(value, length) is None:
+            shown = repr(value)[:60] if isinstance(value, (list, tuple)) else describe(value)
+            return f"{label} should return a tuple of {length} ints but returned {shown}"
+        return None
+    raise ValueError(f"unknown answer kind {kind!r}")
+
+
 RULES = {"layer_kinds": layer_kinds, "optimizer_groups": optimizer_groups, "batch_independence": batch_independence, "has_kind": has_kind,
-         "repeated_passes": repeated_passes, "names_sizes": names_sizes, "iou_pair": iou_pair}
+         "repeated_passes": repeated_passes, "names_sizes": names_sizes, "iou_pair": iou_pair,
+         "answer_form": answer_form}
 
 
 # ----------------------------------------------------------------------------- the student's source
@@ -482,6 +515,9 @@ def run(name: str, namespace: dict, pack: Path, sources: list[str] | None = None
                 for case, record in zip(spec["cases"], records)]
     failed = [(case, m) for case, m in zip(spec["cases"], messages) if m]
     if not failed:
+        if all(case.get("rule") == "answer_form" for case in spec["cases"]):  # a question: its form only
+            return Report(name, "passed", [f"{name}: the answer has the expected form. Its value is not checked "
+                                           "here: the autograder scores it."], messages)
         return Report(name, "passed", [f"{name}: self-check passed ({len(messages)} public cases). "
                                        "The autograder runs more, on other inputs."], messages)
     case, first = failed[0]

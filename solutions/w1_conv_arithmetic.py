@@ -238,3 +238,43 @@ def profile_model(model, input_size):
             handle.remove()
     return rows
     ### END SOLUTION
+
+
+# Conceptual questions: each answer is a value the student reasons out (graded like a problem).
+def q_fc_layer_params():
+    """Question: a fully connected layer (``nn.Linear``) takes a 32x32 RGB image, flattened
+    (3 x 32 x 32 values), to a 16 x 32 x 32 output, flattened: the output size of a 3x3 conv
+    with 16 filters and padding 1 on that image. How many weights does it hold (leave out
+    the biases)? Return an int.
+    """
+    ### BEGIN SOLUTION
+    in_features, out_features = 3 * 32 * 32, 16 * 32 * 32
+    return in_features * out_features  # one weight per (input value, output value) pair
+    ### END SOLUTION
+
+
+def q_avg_pool_as_conv():
+    """Question: 2x2 average pooling with stride 2 (``nn.AvgPool2d(2)``) on a one-channel
+    image is a 2x2 convolution with stride 2, no bias and fixed weights. Which weights?
+
+    - A: all four weights 1
+    - B: all four weights 1/4
+    - C: 1 at the top-left position, 0 at the other three
+    - D: all four weights 1/2
+
+    Return the letter as a string, e.g. ``"A"``.
+    """
+    ### BEGIN SOLUTION
+    return "B"  # the mean of a window is the sum of its four values, each weighted 1/4
+    ### END SOLUTION
+
+
+def q_unfold_shape():
+    """Question: ``x`` has shape (8, 16, 32, 32). What is the shape of
+    ``F.unfold(x, kernel_size=3, padding=1, stride=2)``, the im2col matrix of a 3x3 conv
+    with stride 2 and padding 1 on ``x``? Return a tuple of 3 ints.
+    """
+    ### BEGIN SOLUTION
+    positions = ((32 + 2 * 1 - 3) // 2 + 1) ** 2  # a 16 x 16 output map
+    return (8, 16 * 3 * 3, positions)
+    ### END SOLUTION

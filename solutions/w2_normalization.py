@@ -210,3 +210,32 @@ def make_cnn(norm, num_classes=10, in_channels=1):
     return nn.Sequential(*block(in_channels, 16), *block(16, 32), nn.AdaptiveAvgPool2d(2),
                          nn.Flatten(), nn.Linear(32 * 2 * 2, num_classes))
     ### END SOLUTION
+
+
+# Conceptual questions: each answer is a value the student reasons out (graded like a problem).
+def q_group_norm_values():
+    """Question: ``nn.GroupNorm(6, 48)`` normalises a batch ``x`` of shape (8, 48, 14, 14).
+    Over how many values of ``x`` is each of its means taken? Return an int.
+    """
+    ### BEGIN SOLUTION
+    channels_per_group = 48 // 6
+    return channels_per_group * 14 * 14  # one sample, one group of channels, every position
+    ### END SOLUTION
+
+
+def q_contrast_invariance():
+    """Question: every image of a batch gets its own change of contrast and brightness in
+    each colour channel, ``x[n, c] -> a[n, c] * x[n, c] + b[n, c]`` with ``a[n, c] > 0``.
+    Which layer's normalised output (before the scale and shift, gamma and beta) stays the
+    same, whatever the other images of the batch are?
+
+    - A: ``nn.BatchNorm2d`` in training mode
+    - B: layer norm over (C, H, W)
+    - C: ``nn.InstanceNorm2d``
+    - D: ``nn.GroupNorm`` with 2 channels per group
+
+    Return the letter as a string, e.g. ``"A"``.
+    """
+    ### BEGIN SOLUTION
+    return "C"  # only its statistics are taken over values that share one a and one b
+    ### END SOLUTION

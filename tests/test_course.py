@@ -1,9 +1,11 @@
-"""The course material: source notebooks run, match solutions/, and releases leak nothing."""
+"""The course material: source notebooks match solutions/ and run (under nbval, see conftest.py),
+and releases leak nothing."""
 from __future__ import annotations
 
 import ast
 import re
-import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -12,8 +14,6 @@ from nbclient import NotebookClient
 
 from autograder.checks import ASSIGNMENTS, problems_for
 from autograder.notebooks import (check_sync, leaks, reference_definitions, source_notebook)
-from autograder.selfcheck_pack import build
-from gradekit.public_cases import PACK_DIR
 
 from .conftest import REPO, make_course
 
@@ -46,24 +46,23 @@ def test_notebook_outputs_are_stripped(assignment):
             assert cell.outputs == [] and cell.execution_count is None
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("assignment", WITH_NOTEBOOK)
-def test_source_notebook_executes_top_to_bottom(assignment, tmp_path):
-    """The instructor's notebook, solved, runs without an error: every self-check passes."""
-    folder = tmp_path / assignment
-    shutil.copytree(source_notebook(assignment).parent, folder, ignore=shutil.ignore_patterns(PACK_DIR))
-    build(assignment, folder / PACK_DIR)
-    nb = nbformat.read(folder / source_notebook(assignment).name, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}})
-    client.execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
-    assert errors == []
-    skipped = [o.text for c in nb.cells if c.cell_type == "code" for o in c.outputs
-               if o.output_type == "stream" and re.search(r"^implement `", o.text, re.M)]
-    assert skipped == [], "with every problem solved, no demonstration may be skipped"
-    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              if o.output_type == "display_data" and "image/png" in o.get("data", {})]
-    assert images, "the notebook should draw at least one figure"
+def test_make_test_runs_the_source_notebooks_under_nbval():
+    """`make test` (`python -m pytest`, configured in pyproject.toml) runs every cell of every
+    solved source notebook in a kernel under nbval; conftest.py writes the self-check cases
+    beside them first, fails a cell that skips a demonstration and a notebook without a figure,
+    and marks the cells slow. (This replaces running each notebook here a second time.)"""
+    import tomllib
+
+    options = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert "course/source" in options["testpaths"] and "--nbval-lax" in options["addopts"].split()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           "-m", "slow", "course/source"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for assignment in WITH_NOTEBOOK:
+        nb = nbformat.read(source_notebook(assignment), as_version=4)
+        code = sum(c.cell_type == "code" for c in nb.cells)
+        collected = re.findall(rf"{assignment}\.ipynb::Cell (\d+)", proc.stdout)
+        assert sorted(map(int, collected)) == list(range(code)), assignment
 
 
 def _solution_bodies(assignment: str) -> list[str]:

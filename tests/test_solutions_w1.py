@@ -306,3 +306,19 @@ def test_profile_model_vgg16_totals():
     assert max(rows, key=lambda r: r["activations"])["name"].startswith("features.")
     fc = sum(r["params"] for r in rows if r["name"].startswith("classifier."))
     assert fc > 0.85 * 138_357_544
+
+
+# ----------------------------------------------------------------------------- conceptual questions
+def test_question_answers_are_what_pytorch_says():
+    dense = nn.Linear(3 * 32 * 32, 16 * 32 * 32, bias=False, device="meta")  # shapes only
+    assert ref.q_fc_layer_params() == dense.weight.numel()
+    # (the 3x3 conv it is compared with holds 16 x 3 x 3 x 3 weights for the same output size)
+    assert nn.Conv2d(3, 16, 3, padding=1)(torch.zeros(1, 3, 32, 32)).shape[1:] == (16, 32, 32)
+    x = randn(8, 16, 32, 32, dtype=torch.float32)
+    assert ref.q_unfold_shape() == tuple(F.unfold(x, kernel_size=3, padding=1, stride=2).shape)
+    options = {"A": torch.ones(2, 2), "B": torch.full((2, 2), 0.25), "C": torch.tensor([[1.0, 0], [0, 0]]),
+               "D": torch.full((2, 2), 0.5)}
+    image = randn(1, 1, 6, 8)
+    equal = [k for k, w in options.items()
+             if torch.allclose(F.conv2d(image, w.double().reshape(1, 1, 2, 2), stride=2), F.avg_pool2d(image, 2))]
+    assert equal == [ref.q_avg_pool_as_conv()]

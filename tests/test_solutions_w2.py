@@ -417,3 +417,23 @@ def test_make_cnn_other_classes_and_channels(norm):
 def test_make_cnn_unknown_norm_raises_value_error(norm):
     with pytest.raises(ValueError):
         ref.make_cnn(norm)
+
+
+# ----------------------------------------------------------------------------- conceptual questions
+def test_question_answers_are_what_pytorch_says():
+    # GroupNorm(6, 48) on (8, 48, 14, 14): change one value, count the outputs that move
+    x = randn(8, 48, 14, 14)
+    moved = x.clone()
+    moved[3, 20, 5, 7] += 1.0
+    changed = (F.group_norm(moved, 6) - F.group_norm(x, 6)).abs() > 1e-12
+    assert ref.q_group_norm_values() == int(changed.sum())
+    # a per-image, per-channel a * x + b (a > 0): whose normalised output stays the same?
+    x = randn(4, 6, 5, 5, seed=1)
+    a = torch.rand(4, 6, 1, 1, generator=gen(2), dtype=torch.float64) * 3 + 0.2
+    b = randn(4, 6, 1, 1, seed=3)
+    layers = {"A": lambda t: F.batch_norm(t, None, None, training=True, eps=1e-30),
+              "B": lambda t: F.layer_norm(t, t.shape[1:], eps=0.0),
+              "C": lambda t: F.instance_norm(t, eps=0.0),
+              "D": lambda t: F.group_norm(t, 3, eps=0.0)}
+    unchanged = [k for k, f in layers.items() if torch.allclose(f(a * x + b), f(x), atol=1e-9)]
+    assert unchanged == [ref.q_contrast_invariance()]

@@ -21,6 +21,7 @@ import torch
 
 from gradekit import public_cases
 from gradekit.codec import ModuleSpec
+from gradekit.values import as_ints
 
 from ..compare import TOL, check_int, check_tensor, describe, fmt_shape, rel_error
 from ..problem import Case, Outcome, Problem, Public
@@ -124,6 +125,30 @@ def integer(problem: Problem, group: str, reference, **kwargs) -> Case:
     label = f"{problem.name}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
     return Case(call(problem.name, **kwargs), lambda o: check_int(o.value, expected, label), label, group,
                 secret=expected, public=Public(("value",)))
+
+
+def question(problem: Problem, group: str, answer, kind: str, choices=None, length: int | None = None) -> Case:
+    """A conceptual question: ``problem.name()`` takes no argument and returns ``answer``, an int
+    (``kind="int"``), one of the letters ``choices`` (``"choice"``) or a tuple of ``length``
+    ints (``"shape"``; a list is accepted too).
+
+    The check first asks :func:`gradekit.public_cases.answer_form` (the rule the students'
+    self-check runs: the form, never the value; the self-check stores no answer, since a
+    question has no random input), then compares the value, without showing the answer."""
+    params = {"kind": kind, **({"choices": list(choices)} if choices else {}),
+              **({"length": length} if length else {})}
+    label = f"{problem.name}()"
+    expected = tuple(answer) if kind == "shape" else answer
+
+    def check(outcome: Outcome):
+        msg = public_cases.answer_form(outcome.data, label, **params)
+        if msg:
+            return msg
+        got = tuple(as_ints(outcome.value, length)) if kind == "shape" else outcome.value
+        return None if got == expected else f"{label} returned {got!r}, which is not right"
+
+    return Case(call(problem.name), check, label, group, secret=answer if kind == "int" else None,
+                public=Public(rule="answer_form", params=params))
 
 
 def tensor(problem: Problem, group: str, reference, *args, grad: dict | None = None, tol: float | None = None,

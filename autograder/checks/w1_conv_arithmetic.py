@@ -7,7 +7,7 @@ import torch
 
 from solutions import w1_conv_arithmetic as ref
 
-from ..cases import Draw, build, call, label_for, nn, raises, rows, spec, spec_text, tensor, timing
+from ..cases import Draw, build, call, label_for, nn, question, raises, rows, spec, spec_text, tensor, timing
 from ..compare import check_records
 from ..ops import family_names, family_ops
 from ..problem import Case, Problem, Public, hints
@@ -380,5 +380,39 @@ class ProfileModel(Problem):
         return cases + [add("vgg16", spec("torchvision.models.vgg16", weights=None), (3, 224, 224))]
 
 
+# ----------------------------------------------------------------------------- conceptual questions
+# One case each, the answer's form public (gradekit.public_cases.answer_form), its value never.
+class QFcLayerParams(Problem):
+    name = "q_fc_layer_params"
+    groups = hints("""
+        answer: a fully connected layer has its own weight for every pair (input value, output value): count the values
+            on each side, every channel at every position, and multiply (a conv shares its few weights across
+            positions; this layer shares nothing).""")
+
+    def cases(self, draw: Draw):
+        return [question(self, "answer", ref.q_fc_layer_params(), "int")]
+
+
+class QAvgPoolAsConv(Problem):
+    name = "q_avg_pool_as_conv"
+    groups = hints("""
+        answer: a convolution outputs a weighted sum of its window and average pooling the window's mean: write the
+            mean of four values as a weighted sum of them.""")
+
+    def cases(self, draw: Draw):
+        return [question(self, "answer", ref.q_avg_pool_as_conv(), "choice", choices="ABCD")]
+
+
+class QUnfoldShape(Problem):
+    name = "q_unfold_shape"
+    groups = hints("""
+        answer: F.unfold returns (N, C x kh x kw, L): one column per output position, each holding one patch of every
+            input channel; L = H_out x W_out, with the output sizes of problem 1 (stride and padding count).""")
+
+    def cases(self, draw: Draw):
+        return [question(self, "answer", ref.q_unfold_shape(), "shape", length=3)]
+
+
 PROBLEMS = [ConvOutputSize(), ConvTransposeOutputSize(), SamePadding(), ConvParams(), ConvMacs(),
-            ReceptiveField(), Conv2d(), MaxPool2d(), ComposeConvs(), ProfileModel()]
+            ReceptiveField(), Conv2d(), MaxPool2d(), ComposeConvs(), ProfileModel(),
+            QFcLayerParams(), QAvgPoolAsConv(), QUnfoldShape()]

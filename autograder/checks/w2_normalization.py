@@ -12,8 +12,8 @@ import torch
 from gradekit.codec import ModuleSpec
 from solutions import w2_normalization as ref
 
-from ..cases import Draw, batch_independence, build, layer_kinds, module_output, nn, raises, random_state, \
-    returned_module, spec_text, tensor
+from ..cases import Draw, batch_independence, build, layer_kinds, module_output, nn, question, raises, \
+    random_state, returned_module, spec_text, tensor
 from ..cases.statistics import batch_norm_variants, running_after, spatial, training_steps, variants
 from ..cases.training import Budget, accuracy_at_least, student, training_case
 from ..compare import fmt_shape
@@ -413,4 +413,27 @@ class MakeCNN(Problem):
             [trains(norm) for norm in NORMS]
 
 
-PROBLEMS = [BatchNorm(), LayerNorm(), InstanceNorm(), GroupNorm(), FuseConvBN(), MakeCNN()]
+# ----------------------------------------------------------------------------- conceptual questions
+# One case each, the answer's form public (gradekit.public_cases.answer_form), its value never.
+class QGroupNormValues(Problem):
+    name = "q_group_norm_values"
+    groups = hints("""
+        answer: group norm takes each mean within one sample, over one group of C / G channels and every position of
+            them; nothing is averaged across the batch.""")
+
+    def cases(self, draw: Draw):
+        return [question(self, "answer", ref.q_group_norm_values(), "int")]
+
+
+class QContrastInvariance(Problem):
+    name = "q_contrast_invariance"
+    groups = hints("""
+        answer: standardising undoes a change x -> a x + b only when every value that shares the mean and variance got
+            the same a and b; look at which values each layer's statistics mix (other channels? other images?).""")
+
+    def cases(self, draw: Draw):
+        return [question(self, "answer", ref.q_contrast_invariance(), "choice", choices="ABCD")]
+
+
+PROBLEMS = [BatchNorm(), LayerNorm(), InstanceNorm(), GroupNorm(), FuseConvBN(), MakeCNN(),
+            QGroupNormValues(), QContrastInvariance()]
