@@ -52,6 +52,8 @@ class ClassResult:
     failed: dict[str, str] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    #: Seconds per phase (parallel grading: "execute" on the workers, "record" in one process).
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 def check_submissions(course: Path, assignment: str) -> dict[str, str]:
@@ -117,7 +119,8 @@ def summarize(course: Path, assignment: str, result) -> int:
     from .report import class_table
 
     print(class_table(course, [assignment]))
-    print(f"graded {len(result.graded)} students in {result.seconds:.1f} s; "
+    phases = "".join(f", {name} {seconds:.1f} s" for name, seconds in getattr(result, "phases", {}).items())
+    print(f"graded {len(result.graded)} students in {result.seconds:.1f} s{phases}; "
           f"{len(result.failed)} failed, {len(result.unreadable)} unreadable notebooks")
     return 1 if result.failed else 0
 

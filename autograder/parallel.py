@@ -176,7 +176,9 @@ def grade_parallel(course: Path, assignment: str, students: list[str] | None = N
     everyone = sorted(p.parent.name for p in (course / "submitted").glob(f"*/{assignment}"))
     # nbgrader takes one --student glob: all at once when grading everyone, else one by one
     batches = [base] if students == everyone else [base + [f"--student={s}"] for s in students]
+    recording = time.perf_counter()
     outputs = [nbgrader(args, course, check=False) for args in batches]
+    result.phases = {"execute": recording - start, "record": time.perf_counter() - recording}
     log = "\n".join(p.stdout + p.stderr for p in outputs).strip().splitlines()
     for student in students:
         if (course / "autograded" / student / assignment).exists():

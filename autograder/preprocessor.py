@@ -89,6 +89,9 @@ from .source_check import foreign_definition
 
 log = logging.getLogger(__name__)
 
+#: Tag of a source notebook's demonstration that no test needs: not run while grading.
+SKIP_TAG = "skip-when-grading"
+SKIPPED_TEXT = "[not run while grading: a demonstration that no test needs]\n"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 _STOPPED = {"out of memory": "out of memory", "timeout": "timeout"}
 
@@ -449,6 +452,9 @@ class JudgedExecute(Execute):
         "", help="File holding the course's grading secret (created, mode 0600, on first use). "
                  "Default: .grading-secret in the course root. Keep it with the instructor: "
                  "whoever has it can compute every student's hidden inputs.").tag(config=True)
+    skip_tagged_cells = Bool(
+        True, help=f"Do not run the source notebook's demonstrations tagged '{SKIP_TAG}' while grading "
+                   "(no test needs them; the feedback says they were not run).").tag(config=True)
     code_cell_timeout = Integer(
         60, help="Seconds for a cell that is not a test cell (solutions, demonstrations): a student's "
                  "infinite loop there is stopped after this. Test cells get `timeout`, the budget of "
@@ -547,8 +553,14 @@ class JudgedExecute(Execute):
 
     def preprocess_cell(self, cell, resources, index):
         """The records of a test cell are taken after it ran, whatever ended it (a timeout or a
-        dead kernel raise past nbclient's ``on_cell_executed`` hook, hence this override)."""
+        dead kernel raise past nbclient's ``on_cell_executed`` hook, hence this override).
+        A demonstration the instructor tagged :data:`SKIP_TAG` is not run: it says so instead."""
         run = self._run
+        if run is not None and cell.cell_type == "code" and cell.source.strip() in run["skipped"]:
+            cell.outputs = [new_output("stream", name="stdout", text=SKIPPED_TEXT)]
+            cell.execution_count = None
+            run["cells"].append((index, "skipped", 0.0))
+            return cell, resources
         names = captured_names(cell.source) if run is not None and is_test_cell(cell) else []
         started = time.monotonic()
         try:
@@ -578,8 +590,8 @@ class JudgedExecute(Execute):
                       tmp_size=self.tmp_size, work_size=self.work_size,
                       record_size=self.max_record_bytes + 16 * MiB, wall_time=self.notebook_timeout or None)
 
-    def _provided_sources(self, resources) -> set[str]:
-        """Code cells of the instructor's source notebook that are not graded (trusted)."""
+    def _source_cells(self, resources) -> list:
+        """The code cells of the instructor's source notebook ([] when it cannot be read)."""
         meta = resources.get("nbgrader", {})
         try:
             import nbformat
@@ -588,11 +600,21 @@ class JudgedExecute(Execute):
             coursedir = CourseDirectory(parent=self)
             path = Path(coursedir.format_path(coursedir.source_directory, ".", meta["assignment"])) \
                 / f"{meta['notebook']}.ipynb"
-            source = nbformat.read(path, as_version=4)
-        except Exception:  # noqa: BLE001  (no source notebook: scan everything)
+            return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        except Exception:  # noqa: BLE001  (no source notebook)
+            return []
+
+    def _provided_sources(self, resources) -> set[str]:
+        """Code cells of the instructor's source notebook that are not graded (trusted)."""
+        return {c.source.strip() for c in self._source_cells(resources) if not is_solution(c) and not is_test_cell(c)}
+
+    def _skipped_sources(self, resources) -> set[str]:
+        """Demonstrations the instructor tagged :data:`SKIP_TAG` in the source notebook: not run
+        while grading (matched by their text, so a student's own cell is never skipped)."""
+        if not self.skip_tagged_cells:
             return set()
-        return {c.source.strip() for c in source.cells
-                if c.cell_type == "code" and not is_solution(c) and not is_test_cell(c)}
+        return {c.source.strip() for c in self._source_cells(resources)
+                if SKIP_TAG in (c.get("metadata", {}).get("tags") or []) and not is_solution(c) and not is_test_cell(c)}
 
     def _findings(self, nb, resources) -> list[str]:
         if self.integrity == "off":
@@ -757,6 +779,7 @@ class JudgedExecute(Execute):
         timings["sandbox"] = time.monotonic() - clock - timings["prepare"]
         self._run = {"sandbox": sandbox, "recordings": recordings, "ran": set(), "cell_timeouts": set(),
                      "definition_timeouts": {}, "timings": timings, "clock": time.monotonic(), "cells": [],
+                     "skipped": self._skipped_sources(resources),
                      "output_bytes": {}, "truncated": set(), "cells_started": 0,
                      "cases": (staged, cases / "cases")}
         try:

@@ -457,3 +457,18 @@ def test_closing_note(batches):
     path.write_text(text)
     print("\n" + text + f"(written to {path})")
     assert len(lines) > len(CHEATS) + len(FAULTS) + len(damage.DAMAGES)
+
+
+def test_a_tagged_demonstration_is_not_run_while_grading(batches):
+    """The source notebook's demonstration tagged skip-when-grading (a 30 s sleep) is not run:
+    the autograded notebook says so in its output, and the notebook took far less than 30 s."""
+    from autograder.preprocessor import SKIPPED_TEXT
+
+    from .faults.harness import SKIPPED_DEMO
+
+    path = batches["roots"]["faults"] / "autograded" / "full" / A / f"{A}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    demo = [c for c in nb.cells if c.cell_type == "code" and c.source.strip() == SKIPPED_DEMO.strip()]
+    assert len(demo) == 1 and [o.get("text") for o in demo[0].outputs] == [SKIPPED_TEXT]
+    timings = nb.metadata["gradekit"]["sandbox"]["timings"]
+    assert timings["total"] < 30 and any(kind == "skipped" for _, kind, _ in timings["cells"])

@@ -26,6 +26,7 @@ A = "w1_conv_arithmetic"
 PROBLEMS = ("conv_output_size", "conv2d")
 POINTS = {"conv_output_size": 2.0, "conv2d": 10.0}
 SETUP = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\nimport numpy as np\n\ntorch.manual_seed(0)"
+SKIPPED_DEMO = "import time\ntime.sleep(30)  # a slow demonstration\nprint('demonstration ran')"
 VISIBLE = {
     "conv_output_size": "assert conv_output_size(32, 3, padding=1) == 32\n",
     "conv2d": "x = torch.randn(1, 2, 5, 5)\nw = torch.randn(3, 2, 3, 3)\n"
@@ -52,7 +53,9 @@ def test_source(name: str) -> str:
 def source_notebook():
     refs = reference_definitions(A)
     cells = [new_markdown_cell("# Week 1 (test subset)"),
-             new_code_cell(SETUP, metadata=_md("setup", locked=True))]
+             new_code_cell(SETUP, metadata=_md("setup", locked=True)),
+             # a demonstration no test needs: tagged, it is not run while grading
+             new_code_cell(SKIPPED_DEMO, metadata={"tags": ["skip-when-grading"]})]
     for name in PROBLEMS:
         cells += [new_markdown_cell(f"## {name}"),
                   new_code_cell(refs[name].rstrip(), metadata=_md(f"impl_{name}", solution=True)),
