@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import logging
 import os
 import shutil
 import sys
@@ -146,8 +147,10 @@ def grade_parallel(course: Path, assignment: str, students: list[str] | None = N
     if scheduler:
         client = Client(scheduler)
     else:
+        # silence_logs: a worker that outlives the cluster's 4 s goodbye (nbgrader's threads) is killed
+        # quietly; errors still show
         cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                               processes=True, dashboard_address=None)
+                               processes=True, dashboard_address=None, silence_logs=logging.ERROR)
         client = Client(cluster)
     try:
         # a local cluster's kernels get an equal share of this machine's cores

@@ -383,8 +383,9 @@ def answer_form(record: dict, label: str, kind: str, choices: list | None = None
     raise ValueError(f"unknown answer kind {kind!r}")
 
 
-RULES = {"layer_kinds": layer_kinds, "optimizer_groups": optimizer_groups, "batch_independence": batch_independence, "has_kind": has_kind,
-         "repeated_passes": repeated_passes, "names_sizes": names_sizes, "iou_pair": iou_pair,
+#: The property rules a public case may name (``Public.rule``), by name.
+RULES = {"layer_kinds": layer_kinds, "optimizer_groups": optimizer_groups, "batch_independence": batch_independence,
+         "has_kind": has_kind, "repeated_passes": repeated_passes, "names_sizes": names_sizes, "iou_pair": iou_pair,
          "answer_form": answer_form}
 
 
