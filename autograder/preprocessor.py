@@ -604,22 +604,23 @@ class JudgedExecute(Execute):
         except Exception:  # noqa: BLE001  (no source notebook)
             return []
 
-    def _provided_sources(self, resources) -> set[str]:
+    @staticmethod
+    def _provided_sources(source_cells: list) -> set[str]:
         """Code cells of the instructor's source notebook that are not graded (trusted)."""
-        return {c.source.strip() for c in self._source_cells(resources) if not is_solution(c) and not is_test_cell(c)}
+        return {c.source.strip() for c in source_cells if not is_solution(c) and not is_test_cell(c)}
 
-    def _skipped_sources(self, resources) -> set[str]:
+    def _skipped_sources(self, source_cells: list) -> set[str]:
         """Demonstrations the instructor tagged :data:`SKIP_TAG` in the source notebook: not run
         while grading (matched by their text, so a student's own cell is never skipped)."""
         if not self.skip_tagged_cells:
             return set()
-        return {c.source.strip() for c in self._source_cells(resources)
+        return {c.source.strip() for c in source_cells
                 if SKIP_TAG in (c.get("metadata", {}).get("tags") or []) and not is_solution(c) and not is_test_cell(c)}
 
-    def _findings(self, nb, resources) -> list[str]:
+    def _findings(self, nb, source_cells: list) -> list[str]:
         if self.integrity == "off":
             return []
-        provided = self._provided_sources(resources)
+        provided = self._provided_sources(source_cells)
         cells, context = [], []
         for i, cell in enumerate(nb.cells):
             if cell.cell_type != "code" or is_test_cell(cell):
@@ -763,7 +764,8 @@ class JudgedExecute(Execute):
                           bwrap=self.bwrap, cases=(cases / "cases") if isolated else None,
                           gradekit_dir=WORKDIR_NAME)
         resources.setdefault("metadata", {})["path"] = str(work)
-        findings = self._findings(nb, resources) if problems else []
+        source_cells = self._source_cells(resources)  # read once: trusted cells and skipped demonstrations
+        findings = self._findings(nb, source_cells) if problems else []
         error = None
         survivors: list[int] = []
         try:
@@ -779,7 +781,7 @@ class JudgedExecute(Execute):
         timings["sandbox"] = time.monotonic() - clock - timings["prepare"]
         self._run = {"sandbox": sandbox, "recordings": recordings, "ran": set(), "cell_timeouts": set(),
                      "definition_timeouts": {}, "timings": timings, "clock": time.monotonic(), "cells": [],
-                     "skipped": self._skipped_sources(resources),
+                     "skipped": self._skipped_sources(source_cells),
                      "output_bytes": {}, "truncated": set(), "cells_started": 0,
                      "cases": (staged, cases / "cases")}
         try:

@@ -1,13 +1,10 @@
-"""Static check of a student's definition for built-ins a problem forbids.
+"""Static checks of the student's cells, by AST (nothing is executed).
 
-The check runs on the source text of the cell that defines the graded name (the
-judge reads it from the notebook; nothing is executed). It flags attribute access
-(``F.conv2d``, ``torch.nn.Conv2d``), imports (``from torch.nn.functional import
-conv2d``), ``import *`` from torch, and string constants that name a banned
-built-in (``getattr(F, "conv2d")``, ``"torch.nn.functional.conv2d"`` for importlib
-tricks); docstrings and prose in strings ("same result as F.conv2d") do not count.
-The kernel's operator trace backs it up for calls that hide better than that
-(``getattr(F, "con" + "v2d")``).
+- Forbidden built-ins: :func:`banned_uses` and :func:`defining_cells` live in
+  :mod:`gradekit.source_rules`, shared with the students' self-check, and are
+  imported here under the judge's names.
+- Provenance: :func:`foreign_definition`, whether a graded name comes from the
+  notebook's own cells.
 """
 from __future__ import annotations
 

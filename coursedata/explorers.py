@@ -62,12 +62,7 @@ class Explorer(widgets.VBox):
         self.children = [widgets.HTML(f"<b>{title}</b>"), *boxes, self.readout, self.image]
         for name, control in controls.items():
             control.observe(lambda change, name=name: self._changed(name), names="value")
-        self._busy = True
-        try:
-            self.adjust(None)
-        finally:
-            self._busy = False
-        self.update()
+        self._changed(None)  # every control in line, then the first drawing
 
     def values(self) -> dict:
         return {name: control.value for name, control in self.controls.items()}

@@ -155,19 +155,7 @@ def test_student_fetches_runs_validates_and_submits_in_jupyterlab(student_env, t
         nbgrader(["release_assignment", ASSIGNMENT, "--force", f"--Exchange.root={exchange}"], course)
         wait_for_lab(lab, url, log)
         with playwright as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True)
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.set_default_timeout(STEP_MS)
-            try:
-                student_session(page, url)
-            except BaseException:
-                try:
-                    page.screenshot(path=str(ARTIFACTS / "failure.png"))
-                except Exception:  # the step's own error says more
-                    pass
-                raise
-            finally:
-                browser.close()
+            in_chromium(p, lambda page: student_session(page, url), "failure.png")
 
         nbgrader(["collect", ASSIGNMENT, f"--Exchange.root={exchange}"], course)
     finally:
@@ -185,6 +173,24 @@ def test_student_fetches_runs_validates_and_submits_in_jupyterlab(student_env, t
     assert errors == ["SelfCheckFailed"], errors
     for name in SCREENSHOTS:
         assert (ARTIFACTS / name).stat().st_size > 10_000, name
+
+
+def in_chromium(p, session, failure: str, height: int = 900):
+    """``session(page)`` in a headless Chromium page of the started Playwright ``p``; when a step
+    fails, the page is saved as ``ARTIFACTS/<failure>`` before the error propagates."""
+    browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True)
+    page = browser.new_page(viewport={"width": 1400, "height": height})
+    page.set_default_timeout(STEP_MS)
+    try:
+        return session(page)
+    except BaseException:
+        try:
+            page.screenshot(path=str(ARTIFACTS / failure))
+        except Exception:  # the step's own error says more
+            pass
+        raise
+    finally:
+        browser.close()
 
 
 def student_session(page, url: str) -> None:

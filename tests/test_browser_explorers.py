@@ -23,8 +23,8 @@ import time
 import pytest
 
 from .conftest import make_course
-from .test_browser import (ARTIFACTS, CHROMIUM, KERNEL_DONE, STEP_MS, TOKEN, free_port, start_lab, stop,
-                           sync_playwright, wait_for_lab)
+from .test_browser import (ARTIFACTS, KERNEL_DONE, TOKEN, free_port, in_chromium, start_lab, stop, sync_playwright,
+                           wait_for_lab)
 
 ASSIGNMENT = "w1_conv_arithmetic"
 SCREENSHOTS = ["06-explorer-before.png", "07-explorer-after.png"]
@@ -50,19 +50,7 @@ def test_conv_explorer_responds_to_a_slider_in_jupyterlab(student_env, tmp_path)
     try:
         wait_for_lab(lab, url, log)
         with playwright as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(STEP_MS)
-            try:
-                sizes = explorer_session(page, url)
-            except BaseException:
-                try:
-                    page.screenshot(path=str(ARTIFACTS / "explorer-failure.png"))
-                except Exception:  # the step's own error says more
-                    pass
-                raise
-            finally:
-                browser.close()
+            sizes = in_chromium(p, lambda page: explorer_session(page, url), "explorer-failure.png", height=1000)
     finally:
         stop(lab)
         shutil.copy(log, ARTIFACTS / "jupyterlab-explorer.log")
