@@ -54,6 +54,8 @@ class ClassResult:
     seconds: float = 0.0
     #: Seconds per phase (parallel grading: "execute" on the workers, "record" in one process).
     phases: dict[str, float] = field(default_factory=dict)
+    #: Parallel grading: each student's task, (start, end) in seconds from the start of the run.
+    tasks: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def check_submissions(course: Path, assignment: str) -> dict[str, str]:

@@ -19,12 +19,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
 import nbformat
+from dask.distributed import Client
 from tqdm.auto import tqdm
 
 from . import COURSE_ID
@@ -32,8 +34,9 @@ from .checks import ASSIGNMENTS
 from .classgrade import nbgrader
 from .demo_answers import mistakes
 from .notebooks import COURSE, REPO, fill, reference_definitions, source_notebook
-from .parallel import grade_parallel
+from .parallel import grade_parallel, local_cluster
 from .report import class_table
+from .sandbox import gpu_devices
 
 
 
@@ -97,13 +100,15 @@ def run(out: Path) -> int:
 
     log("[3/4] collect, autograde, feedback, export")
     timings = {}
-    for assignment in assignments:
-        nbgrader(["collect", assignment, *ex], course)
-        result = grade_parallel(course, assignment)
-        timings[assignment] = result.seconds
-        for student, reason in result.failed.items():
-            log(f"  {assignment}/{student}: grading failed: {reason}")
-        nbgrader(["generate_feedback", assignment, "--force"], course)
+    # one local cluster for the five weeks: its workers import nbgrader, torch and the checks once
+    with local_cluster(os.cpu_count() or 1, len(gpu_devices())) as cluster, Client(cluster) as client:
+        for assignment in assignments:
+            nbgrader(["collect", assignment, *ex], course)
+            result = grade_parallel(course, assignment, client=client)
+            timings[assignment] = result.seconds
+            for student, reason in result.failed.items():
+                log(f"  {assignment}/{student}: grading failed: {reason}")
+            nbgrader(["generate_feedback", assignment, "--force"], course)
     csv = course / "grades.csv"
     nbgrader(["export", f"--CsvExportPlugin.to={csv}"], course)
 

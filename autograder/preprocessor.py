@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import errno
 import copy
+import functools
 import json
 import logging
 import os
@@ -439,6 +440,15 @@ def release_cases(name: str, staged: Path, visible: Path) -> None:
             os.rename(staged / entry, visible / entry)
 
 
+@functools.lru_cache(maxsize=16)
+def _read_code_cells(path: str, mtime_ns: int, size: int) -> list:
+    """The code cells of a notebook file, read once per version of the file (a worker grades
+    many submissions against the same source notebook)."""
+    import nbformat
+
+    return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+
+
 class JudgedExecute(Execute):
     """Execute the notebook in a sandboxed student kernel; score test cells with the judge."""
 
@@ -495,6 +505,11 @@ class JudgedExecute(Execute):
                      help="'zero': a notebook whose code reaches for the grader scores 0 (findings "
                           "listed); 'off': no static scan.").tag(config=True)
     raise_on_iopub_timeout = Bool(False, help="Keep going when a cell's output is lost.").tag(config=True)
+    shutdown_kernel = Enum(
+        ["graceful", "immediate"], "immediate",
+        help="How the kernel ends after the last cell. 'immediate' (the default): killed with its sandbox; "
+             "everything graded was received while the cells ran, and a graceful shutdown costs about "
+             "a second per notebook.").tag(config=True)
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
@@ -566,6 +581,8 @@ class JudgedExecute(Execute):
         try:
             return super().preprocess_cell(cell, resources, index)
         finally:
+            if run is not None:
+                run["last_cell_end"] = time.monotonic()
             if run is not None and cell.cell_type == "code":
                 kind = "test" if is_test_cell(cell) else "solution" if is_solution(cell) else "other"
                 run["cells"].append((index, kind, round(time.monotonic() - started, 3)))
@@ -594,13 +611,13 @@ class JudgedExecute(Execute):
         """The code cells of the instructor's source notebook ([] when it cannot be read)."""
         meta = resources.get("nbgrader", {})
         try:
-            import nbformat
             from nbgrader.coursedir import CourseDirectory
 
             coursedir = CourseDirectory(parent=self)
             path = Path(coursedir.format_path(coursedir.source_directory, ".", meta["assignment"])) \
                 / f"{meta['notebook']}.ipynb"
-            return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+            info = path.stat()
+            return copy.deepcopy(_read_code_cells(str(path), info.st_mtime_ns, info.st_size))
         except Exception:  # noqa: BLE001  (no source notebook)
             return []
 
@@ -800,6 +817,8 @@ class JudgedExecute(Execute):
                 self.log.warning("Kernel stopped while grading %s: %s", resources.get("unique_key"), exc)
             finally:
                 survivors = sandbox.close()
+                if "last_cell_end" in self._run:  # nbclient's kernel shutdown and the sandbox's end
+                    timings["kernel stop"] = time.monotonic() - self._run["last_cell_end"]
             if recordings.infrastructure is not None:
                 raise GradingInfrastructureError(
                     f"the grader could not keep what the kernel recorded: {recordings.infrastructure}")

@@ -898,7 +898,7 @@ class CappedKernelClient(AsyncKernelClient):
 
         url = self._make_url(channel)
         sock = self.context.socket(channel_socket_types[channel])
-        sock.linger = 1000
+        sock.linger = 0  # the kernel is killed once its cells ran: nothing left to send waits for it
         sock.setsockopt(zmq.MAXMSGSIZE, int(self.max_message_bytes))
         if identity:
             sock.identity = identity

@@ -120,17 +120,11 @@ def _path_tampered(trees) -> bool:
     return False
 
 
-def foreign_definition(cells: list[str], name: str) -> str | None:
-    """Why ``name`` does not come from code in ``cells`` (the notebook's code cells, in
-    order), or ``None`` when it does.
-
-    Only the notebook's cells are the student's code: a graded name bound by an
-    import from a module that is neither the standard library nor an installed
-    library (a ``.py`` written by a cell or submitted beside the notebook), by code
-    loaded at run time (``exec``, ``importlib``, ``runpy``, ``%run``, ``globals()``
-    writes), or defined by a function whose body calls such code, is not. Imports
-    from ``torch``, ``numpy``, ``math``... are left to :func:`banned_uses`.
-    """
+@functools.lru_cache(maxsize=8)
+def _provenance_analysis(cells: tuple[str, ...]):
+    """The cells' binding events in execution order, which names carry code from outside
+    the cells, and the two predicates :func:`foreign_definition` needs (computed once per
+    notebook, whatever the number of graded names)."""
     trees = [t for t in (_parse(src) for src in cells) if t is not None]
     tampered = _path_tampered(trees)
     libraries = set(GRADED_FROM) if tampered else _installed()
@@ -175,7 +169,7 @@ def foreign_definition(cells: list[str], name: str) -> str | None:
     # Names that carry code from outside the cells (a fixpoint over the events).
     tainted: dict[str, str] = {}
 
-    def dirty(node) -> str | None:
+    def dirty(node) -> str | None:  # noqa: E306
         for sub in ast.walk(node):
             if isinstance(sub, ast.Name) and sub.id in tainted and not isinstance(sub.ctx, ast.Store):
                 return tainted[sub.id]
@@ -204,6 +198,21 @@ def foreign_definition(cells: list[str], name: str) -> str | None:
         if len(tainted) == before:
             break
 
+    return events, library, dirty
+
+
+def foreign_definition(cells: list[str], name: str) -> str | None:
+    """Why ``name`` does not come from code in ``cells`` (the notebook's code cells, in
+    order), or ``None`` when it does.
+
+    Only the notebook's cells are the student's code: a graded name bound by an
+    import from a module that is neither the standard library nor an installed
+    library (a ``.py`` written by a cell or submitted beside the notebook), by code
+    loaded at run time (``exec``, ``importlib``, ``runpy``, ``%run``, ``globals()``
+    writes), or defined by a function whose body calls such code, is not. Imports
+    from ``torch``, ``numpy``, ``math``... are left to :func:`banned_uses`.
+    """
+    events, library, dirty = _provenance_analysis(tuple(cells))
     last = None
     later: list[str] = []
     for kind, bound, payload in events:

@@ -107,16 +107,48 @@ def cell_seconds(root: Path, assignment: str) -> list[float]:
     return seconds
 
 
-def timed(fn) -> float:
+PATHS = ("stock", "sequential", "parallel-1", "parallel-all")
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores since boot (/proc/stat)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def timed(fn) -> tuple[float, float, object]:
+    """(wall seconds, share of the machine's CPU time that was busy, fn's result)."""
+    busy0, total0 = cpu_ticks()
     start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    value = fn()
+    busy1, total1 = cpu_ticks()
+    return time.perf_counter() - start, (busy1 - busy0) / max(1, total1 - total0), value
+
+
+def timeline(result, cells: list[float]) -> str:
+    """How a parallel run spent its wall time, from its tasks' spans."""
+    spans = sorted(result.tasks.values())
+    if not spans:
+        return ""
+    first, last_start = spans[0][0], max(s for s, _ in spans)
+    end = max(e for _, e in spans)
+    task = sum(e - s for s, e in spans) / len(spans)
+    return (f"first notebook began after {first:.1f} s (cluster, imports); notebooks took {task:.1f} s on a "
+            f"worker, {task - sum(cells) / max(1, len(cells)):.1f} s of it not the cells; last one ended at "
+            f"{end:.1f} s, {result.seconds - end:.1f} s before the run returned; recording {result.phases.get('record', 0):.1f} s "
+            f"in all; last start at {last_start:.1f} s")
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=20)
     parser.add_argument("--assignments", nargs="+", default=["w1_conv_arithmetic", "w2_normalization"])
+    parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS),
+                        help="which paths to run (default: all four)")
     args = parser.parse_args(argv)
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
@@ -126,30 +158,39 @@ def main(argv=None) -> None:
             submissions = {f"s{i:02d}": kinds[i % len(kinds)] for i in range(args.students)}
             runs: dict[str, float] = {}
             fixed: dict[str, float] = {}
+            busy: dict[str, float] = {}
             plain = Path(tmp) / assignment / "stock"
             make_course(plain, assignment, True, submissions)
-            runs["stock nbgrader, checks in the kernel"] = timed(
-                lambda: nbgrader(["autograde", assignment, "--create", "--force"], plain))
+            if "stock" in args.paths:
+                runs["stock nbgrader, checks in the kernel"], busy["stock nbgrader, checks in the kernel"], _ = timed(
+                    lambda: nbgrader(["autograde", assignment, "--create", "--force"], plain))
             base = Path(tmp) / assignment / "trusted"
             make_course(base, assignment, False, submissions)
             (base / SECRET_FILE).write_text("benchmark-secret-" + "0" * 48)
-            for label, workers, grade in (
-                    ("sequential (classgrade)", 1, lambda r: grade_class(r, assignment, progress=False)),
-                    ("parallel, 1 worker", 1, lambda r: grade_parallel(r, assignment, workers=1, progress=False)),
-                    (f"parallel, {cores} workers", cores,
+            for path, label, workers, grade in (
+                    ("sequential", "sequential (classgrade)", 1, lambda r: grade_class(r, assignment, progress=False)),
+                    ("parallel-1", "parallel, 1 worker", 1,
+                     lambda r: grade_parallel(r, assignment, workers=1, progress=False)),
+                    ("parallel-all", f"parallel, {cores} workers", cores,
                      lambda r: grade_parallel(r, assignment, workers=cores, progress=False))):
+                if path not in args.paths:
+                    continue
                 root = Path(tmp) / assignment / re.sub(r"\W+", "-", label)
                 shutil.copytree(base, root)
-                runs[label] = timed(lambda root=root, grade=grade: grade(root))
+                runs[label], busy[label], result = timed(lambda root=root, grade=grade: grade(root))
                 cells = cell_seconds(root, assignment)
-                if cells:
+                if getattr(result, "tasks", None):
+                    print(f"  {label}: {timeline(result, cells)}", flush=True)
+                if cells:  # worker-seconds per notebook minus the cells' own execution
                     fixed[label] = runs[label] * workers / args.students - sum(cells) / len(cells)
-            stock = runs["stock nbgrader, checks in the kernel"]
+                    print(f"  {label}: cells ran {sum(cells) / len(cells):.1f} s per notebook", flush=True)
+            stock = runs.get("stock nbgrader, checks in the kernel")
             print(f"\n{args.students} submissions of {assignment} (full, blank, partly wrong), {cores} cores")
             for label, seconds in runs.items():
                 extra = f"  fixed cost {fixed[label]:4.1f} s per notebook" if label in fixed else ""
+                extra += f"  CPU busy {100 * busy[label]:3.0f}%"
                 print(f"  {label:<40s} {seconds:7.1f} s  {seconds / args.students:5.1f} s per notebook  "
-                      f"{stock / seconds:4.2f}x stock{extra}", flush=True)
+                      + (f"{stock / seconds:4.2f}x stock" if stock else "") + extra, flush=True)
 
 
 if __name__ == "__main__":

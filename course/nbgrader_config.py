@@ -5,7 +5,7 @@ The only departure from stock nbgrader is the executor: ``JudgedExecute`` runs t
 notebook like ``Execute`` and then scores every test cell that calls
 ``gradekit.capture`` from the trusted judge's verdict (see autograder/preprocessor.py).
 ``CachingExecute`` is ``JudgedExecute`` plus the result cache that parallel grading
-uses (autograder/parallel.py); it is off unless asked for.
+uses (autograder/caching.py, used by autograder/parallel.py); it is off unless asked for.
 """
 import os
 
@@ -15,7 +15,7 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 
 from autograder import COURSE_ID
-from autograder.parallel import CachingExecute
+from autograder.caching import CachingExecute
 from autograder.html_safety import SanitizeOutputs
 
 c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)

@@ -66,9 +66,24 @@ def graded(tmp_path_factory, have_w1):
                     if c.metadata.get("nbgrader", {}).get("grade_id") not in ("impl_conv2d", "test_conv2d")]
     submit(root, "nocell", A, nocell)
     submit(root, "broken", A, raw=b'{"cells": [{"cell_type": "code", "source": "def conv2d(')
+    # a due date, and one submission a day late: the timestamp and the late penalty are recorded too
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", course_id=COURSE_ID) as gb:
+        gb.update_or_create_assignment(A, duedate="2026-11-01 12:00:00 UTC")
+    (root / "submitted" / "partial" / A / "timestamp.txt").write_text("2026-11-02 12:00:00 UTC")
+    (root / "submitted" / "full" / A / "timestamp.txt").write_text("2026-10-31 12:00:00 UTC")
     result = grade_parallel(root, A, workers=2, progress=False)
     students, table = results(root, [A])
     return root, result, students, table
+
+
+def gradebook_rows(root) -> dict:
+    """Everything autograde writes in the gradebook, per student: timestamp, lateness, and per
+    notebook the late penalty, each grade's auto score and flag, each comment's auto comment."""
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", course_id=COURSE_ID) as gb:
+        return {sub.student.id: (str(sub.timestamp), sub.total_seconds_late, {
+            nb.name: (nb.late_submission_penalty, sorted((g.name, g.auto_score, g.needs_manual_grade) for g in nb.grades),
+                      sorted((c.name, c.auto_comment) for c in nb.comments)) for nb in sub.notebooks})
+            for sub in gb.find_assignment(A).submissions}
 
 
 def scores(table, student):
@@ -159,8 +174,13 @@ def test_sequential_grading_gives_the_same_gradebook(graded, tmp_path):
     shutil.copy(root / SECRET_FILE, again / SECRET_FILE)
     for student in students:
         shutil.copytree(root / "submitted" / student, again / "submitted" / student)
+    with Gradebook(f"sqlite:///{again / 'gradebook.db'}", course_id=COURSE_ID) as gb:
+        gb.update_or_create_assignment(A, duedate="2026-11-01 12:00:00 UTC")
     result = grade_class(again, A, progress=False)
     assert sorted(result.graded) == sorted(students)
+    rows = gradebook_rows(root)
+    assert rows == gradebook_rows(again)  # what the parallel run copied from its workers is nbgrader's own
+    assert rows["partial"][1] == 86400 and rows["full"][1] == 0 and rows["blank"][0] == "None"
     _, table_again = results(again, [A])
     assert {k: {s: (v[s].score, v[s].status) for s in students} for k, v in table_again.items()} == \
         {k: {s: (v[s].score, v[s].status) for s in students} for k, v in table.items()}
@@ -216,3 +236,69 @@ def test_a_killed_worker_loses_no_submission(tmp_path):
     for i, student in enumerate(students):
         total = sum(row[student].score for row in table.values())
         assert (total == full) if i % 2 else (total == 0), (student, total, full)
+
+
+def test_an_interrupted_class_resumes_without_executing_again(tmp_path, monkeypatch):
+    """Grading is interrupted (Ctrl-C) while the second of two students is recorded: the first is
+    in the gradebook, and grading the class again runs no notebook a second time (both autograded
+    notebooks carry the first run's timings, stored with the executed notebooks), each student once."""
+    import autograder.parallel as parallel
+    from autograder.notebooks import fill
+
+    root = make_course(tmp_path / "course", [A])
+    release = release_notebook(root, A)
+    submit(root, "s0", A, fill(copy.deepcopy(release), reference_definitions(A)))
+    submit(root, "s1", A, release)
+    real, recorded = parallel.record_one, []
+
+    def interrupted(course, course_id, assignment, student, rows):
+        if recorded:
+            raise KeyboardInterrupt
+        recorded.append(student)
+        return real(course, course_id, assignment, student, rows)
+
+    monkeypatch.setattr(parallel, "record_one", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        grade_parallel(root, A, workers=1, progress=False)
+    monkeypatch.setattr(parallel, "record_one", real)
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", course_id=COURSE_ID) as gb:
+        assert [s.student.id for s in gb.find_assignment(A).submissions] == recorded
+    stored = sorted(nbformat.read(p, as_version=4).metadata["gradekit"]["sandbox"]["timings"]["total"]
+                    for p in (root / parallel.CACHE / A).glob("*.ipynb"))
+    assert len(stored) == 2
+
+    result = grade_parallel(root, A, workers=1, progress=False)
+    assert sorted(result.graded) == ["s0", "s1"] and not result.failed
+    again = sorted(nbformat.read(root / "autograded" / s / A / f"{A}.ipynb", as_version=4)
+                   .metadata["gradekit"]["sandbox"]["timings"]["total"] for s in ("s0", "s1"))
+    assert again == stored
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", course_id=COURSE_ID) as gb:
+        assert sorted(s.student.id for s in gb.find_assignment(A).submissions) == ["s0", "s1"]
+    assert not (root / parallel.CACHE / A).exists()  # a class recorded in full leaves no cache
+
+
+def test_gpu_workers_take_training_notebooks_one_per_gpu():
+    """A local cluster with one GPU declares it on one worker; tasks that ask for the GPU all run
+    there, one at a time; only assignments whose checks train models ask for it."""
+    from dask.distributed import Client
+
+    from autograder.parallel import _holds_gpu, local_cluster, trains
+
+    assert trains("w2_normalization") and trains("w5_augmentation_transfer")
+    assert not trains("w1_conv_arithmetic")
+
+    def span():
+        start = time.time()
+        time.sleep(0.5)
+        return _holds_gpu(), start, time.time()
+
+    with local_cluster(2, gpus=1) as cluster, Client(cluster) as client:
+        declared = [bool((w.get("resources") or {}).get("GPU")) for w in client.scheduler_info()["workers"].values()]
+        assert sorted(declared) == [False, True]
+        runs = sorted(client.gather([client.submit(span, pure=False, resources={"GPU": 1}) for _ in range(3)]),
+                      key=lambda r: r[1])
+        assert all(held for held, *_ in runs)
+        assert all(later[1] >= earlier[2] for earlier, later in zip(runs, runs[1:]))  # never two at once
+        assert client.submit(_holds_gpu, pure=False, workers=[
+            a for a, w in client.scheduler_info()["workers"].items() if not (w.get("resources") or {}).get("GPU")
+        ]).result() is False
