@@ -47,6 +47,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from gradekit.public_cases import PACK_DIR
+
 from .classgrade import REPO, ClassResult, begin, nbgrader, summarize
 
 #: Where workers leave their executed notebooks and autograded folders until they are recorded.
@@ -162,6 +164,11 @@ def execute_one(course: str, assignment: str, student: str, threads: int = 0,
         config = _course_config(course_path, CourseDirectory={
             "root": str(course_path), "db_url": f"sqlite:///{db}", "autograded_directory": str(cache / "autograded")},
             CachingExecute=executor)
+        # The self-check's public cases (hundreds of generated files beside the source notebook and in
+        # each submission) play no part in grading; nbgrader would match every one of them against
+        # each ignore glob, listing their folder each time (about a second per notebook), and copy them.
+        ignore = config.CourseDirectory.get("ignore") or CourseDirectory.class_traits()["ignore"].default()
+        config.CourseDirectory.ignore = [*ignore, PACK_DIR]
         coursedir = CourseDirectory(config=config)
         with warnings.catch_warnings():  # nbgrader's API run in-process trips SQLAlchemy's session warnings
             warnings.simplefilter("ignore", SAWarning)
