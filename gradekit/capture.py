@@ -80,6 +80,10 @@ from .codec import CodecError, Reader, Writer, dump_json, load_json
 
 WORKDIR_NAME = ".gradekit"
 DEFAULT_CASE_SECONDS = 60.0
+#: Once a request of a problem ran out of time, its later requests get at most this long: code
+#: that loops forever costs one full limit per problem, not one per case, and code that is merely
+#: slow still answers the small cases (the reference answers each in milliseconds).
+AFTER_TIMEOUT_SECONDS = 2.0
 #: MIME type of the digest messages the kernel publishes for each record.
 DIGEST_MIME = "application/vnd.gradekit.digest+json"
 PROCESS_MESSAGE = ("starting processes or threads is not allowed while graded code runs: "
@@ -724,6 +728,7 @@ def capture(problem: str, namespace: dict | None = None, root: str | Path | None
     out_dir.mkdir(parents=True, exist_ok=True)
     _guard()  # installed before any request runs
     background: set = set()  # operators run in the kernel's own threads during the capture
+    timed_out = False
     with _kernel_threads_traced(background) as traced:
         for i, request in enumerate(requests):
             writer = Writer(out_dir, prefix=f"c{i}_")
@@ -732,8 +737,13 @@ def capture(problem: str, namespace: dict | None = None, root: str | Path | None
                     "type": "ProcessNotAllowed", "where": None,
                     "message": f"{LEFTOVER_MESSAGE} (the kernel's output thread was kept busy)"}}
             else:
+                if timed_out and isinstance(request, dict):
+                    limit = float(request.get("seconds", DEFAULT_CASE_SECONDS))
+                    request = {**request, "seconds": min(limit, AFTER_TIMEOUT_SECONDS) if limit > 0
+                               else AFTER_TIMEOUT_SECONDS}
                 record = run_request(request, namespace, in_dir, out_dir, prefix=f"c{i}_", writer=writer,
                                      in_kernel=kernel_publish is not None)
+                timed_out = timed_out or record.get("status") == "timeout"
             if background and record.get("status") == "ok":
                 record["ops"] = sorted(set(record.get("ops") or []) | background)
             _write_record(out_dir, i, record, writer, publish)

@@ -541,3 +541,41 @@ def test_record_rewriting_cheat_is_refused_and_real(tmp_path):
 def test_speed_cheats_score_nothing(stem):
     verdict = grade(cheat(stem).conv2d, seed=6)
     assert verdict.fraction == 0.0, text(verdict)
+
+
+# ----------------------------------------------------------------------------- time limits
+def test_code_that_loops_costs_one_time_limit_per_problem(tmp_path, monkeypatch):
+    """After one case of a problem runs out of time, its later cases get AFTER_TIMEOUT_SECONDS:
+    a function that never returns costs about one case's limit, not one per case; every case
+    still reads as a timeout."""
+    problem = problems_for(A)["conv_output_size"]
+    monkeypatch.setattr(type(problem), "seconds", 1.5)
+    monkeypatch.setattr(capture_module, "AFTER_TIMEOUT_SECONDS", 0.1)
+
+    def loops(*args, **kwargs):
+        while True:
+            pass
+
+    start = time.monotonic()
+    verdict = judged(tmp_path, "conv_output_size", loops)
+    elapsed = time.monotonic() - start
+    cases = len(json.loads((tmp_path / "work" / ".gradekit" / "cases" / "conv_output_size.json").read_text()))
+    assert verdict.status == "timeout", text(verdict)
+    assert cases >= 5 and elapsed < 1.5 + 0.5 * cases, (cases, elapsed)  # one limit each: 1.5 s x cases
+
+
+def test_code_slow_once_keeps_the_cases_it_answers(tmp_path, monkeypatch):
+    """A solution that is too slow on one case still answers the cases after it (each well inside
+    the shortened limit): its partial credit is kept."""
+    monkeypatch.setattr(type(problems_for(A)["conv_output_size"]), "seconds", 1.0)
+    calls = []
+
+    def slow_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            while True:
+                pass
+        return ref.conv_output_size(*args, **kwargs)
+
+    verdict = judged(tmp_path, "conv_output_size", slow_once)
+    assert 0 < verdict.fraction < 1 and verdict.status == "failed", text(verdict)
