@@ -10,9 +10,12 @@ a partly wrong one, in turn), graded in one run by
               outside the kernel), one ``nbgrader autograde --student`` per student;
 - parallel:   ``autograder.parallel`` on a local Dask cluster, with 1 and with all workers.
 
-Prints wall times, ratios over stock, and the per-notebook fixed cost of the trusted path
-(everything but the cells' own execution, from the timings the grader records in each
-autograded notebook). Asserts nothing.
+Prints wall times, ratios over stock, the share of the machine's CPU time that was busy,
+and the per-notebook fixed cost of the trusted paths: everything but the cells' own
+execution (from the timings the grader records in each autograded notebook). For the
+parallel path that is a notebook's time on its worker beyond its cells plus its share of
+the recording; the class's start-up (cluster, imports) and drain are printed apart, and
+also spread over the notebooks. Asserts nothing.
 
     python benchmarks/grading_overhead.py [--students 20] [--assignments w1_conv_arithmetic w2_normalization]
 """
@@ -181,9 +184,19 @@ def main(argv=None) -> None:
                 cells = cell_seconds(root, assignment)
                 if getattr(result, "tasks", None):
                     print(f"  {label}: {timeline(result, cells)}", flush=True)
-                if cells:  # worker-seconds per notebook minus the cells' own execution
-                    fixed[label] = runs[label] * workers / args.students - sum(cells) / len(cells)
-                    print(f"  {label}: cells ran {sum(cells) / len(cells):.1f} s per notebook", flush=True)
+                if cells:
+                    mean_cells = sum(cells) / len(cells)
+                    # machine-seconds per notebook (wall x workers / N) minus the cells' own execution:
+                    # with the class's start-up and drain spread over its notebooks
+                    spread = runs[label] * workers / args.students - mean_cells
+                    if getattr(result, "tasks", None):  # what one notebook costs beyond its cells
+                        spans = result.tasks.values()
+                        fixed[label] = (sum(e - s for s, e in spans) / len(spans) - mean_cells
+                                        + result.phases.get("record", 0.0) / len(spans))
+                    else:  # one nbgrader process per notebook: all of it is the notebook's
+                        fixed[label] = spread
+                    print(f"  {label}: cells ran {mean_cells:.1f} s per notebook; fixed cost with the class's "
+                          f"start-up and drain spread over its notebooks {spread:.1f} s", flush=True)
             stock = runs.get("stock nbgrader, checks in the kernel")
             print(f"\n{args.students} submissions of {assignment} (full, blank, partly wrong), {cores} cores")
             for label, seconds in runs.items():
