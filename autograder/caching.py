@@ -13,9 +13,8 @@ from pathlib import Path
 import nbformat
 from traitlets import Enum, Unicode
 
+from .classgrade import REPO
 from .preprocessor import JudgedExecute
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 class CachingExecute(JudgedExecute):

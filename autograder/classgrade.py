@@ -52,7 +52,8 @@ class ClassResult:
     failed: dict[str, str] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
-    #: Seconds per phase (parallel grading: "execute" on the workers, "record" in one process).
+    #: Seconds per phase (parallel grading: "start", "grade" on the workers with "record" in this
+    #: process as each student ends, "retry" of the students whose grading failed on a worker).
     phases: dict[str, float] = field(default_factory=dict)
     #: Parallel grading: each student's task, (start, end) in seconds from the start of the run.
     tasks: dict[str, tuple[float, float]] = field(default_factory=dict)

@@ -125,16 +125,6 @@ def record_one(course: Path, course_id: str, assignment: str, student: str, rows
     shutil.move(staged, dest)
 
 
-def _holds_gpu() -> bool:
-    """Whether the Dask worker running this task declares a GPU resource."""
-    try:
-        from distributed import get_worker
-
-        return bool(get_worker().state.total_resources.get("GPU"))
-    except (ImportError, ValueError, AttributeError):
-        return False
-
-
 def execute_one(course: str, assignment: str, student: str, threads: int = 0,
                 gpu: str | None = None) -> dict:
     """Dask task: grade one student's notebooks, in this (worker) process.
@@ -145,7 +135,7 @@ def execute_one(course: str, assignment: str, student: str, threads: int = 0,
     Returns what :func:`record_one` needs. ``threads``: intra-op threads for the kernel (0:
     the course's setting); a worker's share of its machine's cores, so that parallel kernels
     do not oversubscribe it. ``gpu``: the kernel's GPU setting ("auto" or "none"; None: the
-    course's, or "auto" on a worker that declares a GPU resource).
+    course's).
     """
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
@@ -154,8 +144,6 @@ def execute_one(course: str, assignment: str, student: str, threads: int = 0,
     start, began = time.perf_counter(), time.time()
     course_path = Path(course)
     cache = course_path / CACHE / assignment
-    if gpu is None and _holds_gpu():
-        gpu = "auto"
     executor = {"cache_mode": "reuse", "cache_dir": str(cache), **({"threads": threads} if threads else {}),
                 **({"gpu": gpu} if gpu else {})}
     with tempfile.TemporaryDirectory(prefix=f"grade-{student}-") as tmp:
@@ -227,11 +215,9 @@ def grade_parallel(course: Path, assignment: str, students: list[str] | None = N
     start, began = time.perf_counter(), time.time()
     cluster = None
     own_client = client is None
-    if client is not None:
-        pass
-    elif scheduler:
+    if own_client and scheduler:
         client = Client(scheduler)
-    else:
+    elif own_client:
         cluster = local_cluster(workers or os.cpu_count() or 1, len(gpu_devices()) if gpus is None else gpus)
         client = Client(cluster)
     retry: dict[str, str] = {}

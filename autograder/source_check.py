@@ -169,7 +169,7 @@ def _provenance_analysis(cells: tuple[str, ...]):
     # Names that carry code from outside the cells (a fixpoint over the events).
     tainted: dict[str, str] = {}
 
-    def dirty(node) -> str | None:  # noqa: E306
+    def dirty(node) -> str | None:
         for sub in ast.walk(node):
             if isinstance(sub, ast.Name) and sub.id in tainted and not isinstance(sub.ctx, ast.Store):
                 return tainted[sub.id]
