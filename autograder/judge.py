@@ -22,6 +22,7 @@ import numpy as np
 
 from gradekit.capture import file_digest
 from gradekit.codec import CodecError, Reader, Writer, dump_json, load_json
+from gradekit.trace import describe_call, trace_hits
 
 from .cases.sample import Draw
 from .problem import Case, CheckBug, Outcome, Problem, Verdict, error_message
@@ -178,12 +179,9 @@ class Judge:
                 return Verdict(name, "failed", 0.0, [
                     f"{name} uses {', '.join(used)}, a built-in this problem asks you to implement "
                     "yourself. Rewrite it with basic tensor operations."])
-        ran = {op for o in outcomes if o.ok for op in (o.get("ops") or [])}
-        hit = sorted(ran & set(problem.banned_ops))
-        if hit:
-            return Verdict(name, "failed", 0.0, [
-                f"{name} calls {', '.join(h.removeprefix('aten.') for h in hit)} while it runs, a built-in "
-                "this problem asks you to implement yourself. Rewrite it with basic tensor operations."])
+        banned = forbidden_at_run_time(problem, outcomes)
+        if banned is not None:
+            return banned
 
         groups: dict[str, bool] = {}
         first_failure: dict[str, str] = {}
@@ -227,3 +225,34 @@ class Judge:
 
     def collect(self, sources: list[str] | None = None, kernel_died: bool = False) -> dict[str, Verdict]:
         return {name: self.judge_problem(name, sources, kernel_died) for name in self.problems}
+
+
+def forbidden_at_run_time(problem: Problem, outcomes: list[Outcome]) -> Verdict | None:
+    """A zero verdict when what ran while the student's code ran is forbidden, else None.
+
+    Decided from the kernel's trace (:mod:`gradekit.trace`), not from how the code is spelled:
+    the trace switched off or bypassed (``tamper:``), an operator of ``problem.banned_ops`` or a
+    Python function under ``problem.banned_calls`` that ran (in a forward, a build or a backward
+    the judge asked for), or a class under ``problem.banned_classes`` in the type hierarchy of a
+    built module or of its submodules.
+    """
+    name = problem.name
+    ran = {op for o in outcomes if o.ok or o.status == "error" for op in (o.get("ops") or [])}
+    hit, tamper = trace_hits(ran, problem.banned_ops, problem.banned_calls)
+    if tamper:
+        return Verdict(name, "failed", 0.0, [
+            f"{name}: not graded: the grader's trace was switched off or bypassed while it ran "
+            f"({', '.join(tamper[:3])}). Graded code may not change how PyTorch records what it runs."])
+    prefixes = tuple(problem.banned_classes)
+    classes = sorted({c for o in outcomes if o.ok and isinstance(o.facts, dict)
+                      for c in (o.facts.get("lineage") or []) if isinstance(c, str) and c.startswith(prefixes)}) \
+        if prefixes else []
+    if classes:
+        return Verdict(name, "failed", 0.0, [
+            f"{name} is built from {', '.join(classes[:3])}, a library class that does the job this problem "
+            "asks you to implement yourself. Build it from basic layers (nn.Conv2d, nn.BatchNorm2d, ...)."])
+    if hit:
+        return Verdict(name, "failed", 0.0, [
+            f"{name} calls {', '.join(describe_call(h) for h in hit[:4])} while it runs, a built-in this "
+            "problem asks you to implement yourself. Rewrite it with basic tensor operations."])
+    return None

@@ -819,6 +819,8 @@ class JudgedExecute(Execute):
                 survivors = sandbox.close()
                 if "last_cell_end" in self._run:  # nbclient's kernel shutdown and the sandbox's end
                     timings["kernel stop"] = time.monotonic() - self._run["last_cell_end"]
+            if isolated and problems:
+                findings = findings + self._channel_findings(sandbox, error)
             if recordings.infrastructure is not None:
                 raise GradingInfrastructureError(
                     f"the grader could not keep what the kernel recorded: {recordings.infrastructure}")
@@ -846,6 +848,20 @@ class JudgedExecute(Execute):
         finally:
             self._run = None
         return nb, resources
+
+    def _channel_findings(self, sandbox: Sandbox, error) -> list[str]:
+        """What the graded kernel's audit hook reported while the cells ran (:mod:`gradekit.kernel`):
+        code made from data (pickle, marshal, exec...), and a channel closed while cells still ran."""
+        channel = sandbox.channel_report()
+        run = self._run
+        if run["cells_started"] and not channel["ready"]:
+            raise GradingInfrastructureError("the graded kernel's audit hook never reported (gradekit.kernel)")
+        found = [f"while the notebook ran: {finding}" for finding in channel["findings"]]
+        closed, last = channel["closed_at"], run.get("last_cell_end")
+        if error is None and sandbox.reason is None and closed is not None and last is not None \
+                and closed < last - 1.0:
+            found.append("while the notebook ran: the grader's audit channel was closed by the notebook's code")
+        return found
 
     @staticmethod
     def _provenance(verdicts: dict[str, Verdict], sources: list[str]) -> dict[str, Verdict]:

@@ -170,6 +170,11 @@ class Problem:
             student's definition (checked on the source, by AST).
         banned_ops: torch functions / ATen ops (``"aten.convolution"``) that may not
             run while the student's code runs (checked on the kernel's op trace).
+        banned_calls: prefixes of the Python functions (``"torchvision.transforms."``) that may
+            not run while the student's code runs, however reached (the kernel's Python-level
+            call trace, :mod:`gradekit.trace`).
+        banned_classes: prefixes of the classes (``"torchvision."``) that may not be in the type
+            hierarchy of a built module or of any of its submodules.
         seconds: time limit for each request in the kernel.
     """
 
@@ -177,6 +182,8 @@ class Problem:
     groups: tuple[Group, ...] = ()
     banned_names: frozenset[str] | tuple[str, ...] = ()
     banned_ops: frozenset[str] | tuple[str, ...] = ()
+    banned_calls: tuple[str, ...] = ()
+    banned_classes: tuple[str, ...] = ()
     seconds: float = 60.0
 
     def cases(self, draw) -> list[Case]:

@@ -58,6 +58,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -511,6 +512,8 @@ class Sandbox:
     gpu_device: str | None = None
     uid: int | None = None
     stderr_tail: bytes = b""
+    #: What the graded kernel's audit hook reported (:mod:`gradekit.kernel`): see :meth:`open_channel`.
+    channel: dict = field(default_factory=lambda: {"ready": False, "findings": [], "closed_at": None})
 
     def __post_init__(self):
         self.workdir = Path(self.workdir)
@@ -759,6 +762,40 @@ class Sandbox:
             drain.start()
             self._threads.append(drain)
 
+    def open_channel(self) -> int:
+        """A pipe for the graded kernel's audit hook (:mod:`gradekit.kernel`): returns the end
+        the kernel writes (pass it to the kernel, then close it here); a thread reads the other
+        end into :attr:`channel` (``ready``, the first findings, ``closed_at``: when every write
+        end was closed, on the monotonic clock)."""
+        read_fd, write_fd = os.pipe()
+        reader = threading.Thread(target=self._read_channel, args=(read_fd,), name="sandbox-channel", daemon=True)
+        reader.start()
+        self._threads.append(reader)
+        return write_fd
+
+    def channel_report(self, wait: float = 5.0) -> dict:
+        """:attr:`channel` once its reader has seen the end of the pipe (the kernel is gone)."""
+        for thread in self._threads:
+            if thread.name == "sandbox-channel":
+                thread.join(wait)
+        return self.channel
+
+    def _read_channel(self, fd: int) -> None:
+        channel = self.channel
+        with os.fdopen(fd, "rb") as stream:
+            for line in stream:
+                try:
+                    message = json.loads(line[:4096])
+                except ValueError:
+                    message = {"finding": "the grader's audit channel received something it did not write"}
+                if not isinstance(message, dict):
+                    continue
+                if message.get("ready") is True:
+                    channel["ready"] = True
+                elif isinstance(message.get("finding"), str) and len(channel["findings"]) < 20:
+                    channel["findings"].append(message["finding"][:300])
+        channel["closed_at"] = time.monotonic()
+
     def _drain(self, stream) -> None:
         """Keep the last 16 KiB of the kernel's stderr (bwrap's own errors land there)."""
         try:
@@ -886,6 +923,16 @@ def _count_own_tasks() -> int:
 
 
 # ------------------------------------------------------------------ jupyter glue
+def graded_kernel_command(cmd: list[str], channel: int) -> list[str]:
+    """The kernelspec's ``python -m ipykernel_launcher ...`` started as ``python -m gradekit.kernel
+    --gradekit-channel=FD ...`` (ipykernel behind the grader's audit hook)."""
+    for i, arg in enumerate(cmd[:-1]):
+        if arg == "-m" and cmd[i + 1] in ("ipykernel_launcher", "ipykernel"):
+            return cmd[:i + 1] + ["gradekit.kernel", f"--gradekit-channel={channel}"] + cmd[i + 2:]
+    raise SandboxError(f"the kernel command does not start ipykernel with -m: {' '.join(cmd)[:200]}")
+
+
+
 class CappedKernelClient(AsyncKernelClient):
     """A kernel client whose sockets refuse messages over ``max_message_bytes``."""
 
@@ -927,9 +974,18 @@ class SandboxedKernelManager(AsyncKernelManager):
         kw["close_fds"] = True
         if sandbox.isolated and sandbox.uid is not None and self.connection_file:
             os.chown(self.connection_file, sandbox.uid, sandbox.uid)
+        channel = None
+        if sandbox.isolated:  # the graded kernel: its audit hook first (gradekit.kernel)
+            channel = sandbox.open_channel()
+            kernel_cmd = graded_kernel_command(list(kernel_cmd), channel)
+            kw["pass_fds"] = (channel,)
         wrapped = sandbox.wrap(list(kernel_cmd))
         log.debug("sandboxed kernel command: %s", wrapped)
-        await super()._async_launch_kernel(wrapped, **kw)
+        try:
+            await super()._async_launch_kernel(wrapped, **kw)
+        finally:
+            if channel is not None:
+                os.close(channel)  # the kernel holds the only write end now
         sandbox.attach(self.provisioner.process)
 
     async def _async_interrupt_kernel(self):

@@ -586,10 +586,16 @@ FORBIDDEN_MODULES = {
     "signal": "signal handlers", "atexit": "exit hooks", "weakref": "finalizers", "marshal": "code objects",
     "code": "an interpreter", "codeop": "an interpreter", "runpy": "running modules", "site": "start-up hooks",
     "zipimport": "dynamic imports", "pkgutil": "dynamic imports", "sys.monitoring": "tracing",
+    "pickle": "code run from bytes", "_pickle": "code run from bytes", "cPickle": "code run from bytes",
+    "copyreg": "code run from bytes", "shelve": "code run from bytes", "dill": "code run from bytes",
+    "cloudpickle": "code run from bytes", "joblib": "code run from bytes", "torch.package": "code run from bytes",
+    "torch.jit": "TorchScript (code compiled from strings)", "torch.hub": "code fetched at run time",
+    "operator.attrgetter": "attributes reached by computed names",
+    "operator.methodcaller": "methods reached by computed names",
 }
 #: Attributes of modules (by full dotted path) that are findings.
 FORBIDDEN_MODULE_ATTRS = {
-    "sys": {"_getframe", "modules", "settrace", "setprofile", "excepthook", "displayhook", "addaudithook",
+    "sys": {"_getframe", "modules", "settrace", "setprofile", "gettrace", "getprofile", "excepthook", "displayhook", "addaudithook",
             "meta_path", "path_hooks", "path_importer_cache", "_current_frames", "call_tracing", "monitoring",
             "breakpointhook", "unraisablehook"},
     "gc": {"get_objects", "get_referrers", "get_referents", "callbacks", "garbage", "freeze"},

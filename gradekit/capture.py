@@ -346,27 +346,55 @@ def _time_limit(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
-def _op_trace(seen: set):
-    """Context manager recording torch functions and ATen ops that run inside it."""
+def _op_trace(seen: set, python: bool = True):
+    """Context manager recording what runs inside it, into ``seen``:
+
+    - torch functions (``"conv2d"``) and ATen operators (``"aten.convolution"``), through a
+      torch function mode and a dispatch mode;
+    - Python functions of the watched libraries (:data:`gradekit.trace.WATCHED`) that ran,
+      as ``"py:<module>.<qualname>"`` (``"py:torchvision.models.resnet.BasicBlock.forward"``),
+      through a profile function (:mod:`gradekit.trace`);
+    - ``"tamper:<what>"`` when code outside the libraries switched the trace off or around it:
+      a mode-stack or profiler function called from the notebook's code, or the trace found
+      not recording any more when the block ends (a canary operation that must be seen).
+
+    ``python=False`` leaves the Python-level call trace out (timed calls: its cost would count
+    against the student's time); the canary still checks the modes.
+    """
     from torch.overrides import TorchFunctionMode
     from torch.utils._python_dispatch import TorchDispatchMode
+
+    from . import trace
+
+    canary = {}
 
     class _Functions(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             name = getattr(func, "__name__", None)
-            if isinstance(name, str):
+            if args and canary.get("tensor") is args[0] and name == trace.CANARY_OP:
+                canary["function"] = True
+            elif isinstance(name, str):
                 seen.add(name)
             return func(*args, **(kwargs or {}))
 
     class _Aten(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            seen.add("aten." + func._overloadpacket.__name__)
+            name = func._overloadpacket.__name__
+            if args and canary.get("tensor") is args[0] and name == trace.CANARY_OP:
+                canary["aten"] = True
+            else:
+                seen.add("aten." + name)
             return func(*args, **(kwargs or {}))
 
     @contextmanager
     def both():
-        with _Functions(), _Aten():
+        import torch
+
+        canary["tensor"] = torch.zeros(1)
+        calls = trace.PythonCalls(seen) if python else None
+        with _Functions(), _Aten(), (calls if calls is not None else nullcontext()):
             yield
+            seen.update(trace.check_canary(canary, calls))
 
     return both()
 
@@ -414,13 +442,17 @@ def proc_call(request, namespace, reader, writer):
     grad = request.get("grad")
     if grad is not None:
         def backward():
-            out.backward(reader.decode(grad["grad_output"]))
+            # The backward the judge asks for runs under the same trace (a custom autograd
+            # Function's backward may not call what the problem bans either).
+            with _op_trace(seen):
+                out.backward(reader.decode(grad["grad_output"]))
             return {str(k): writer.encode(_pick(args, kwargs, k).grad) for k in grad["wrt"]}
 
         try:
             result["grads"] = _stage("backward", backward)
         except StudentError as err:
             result["grad_error"] = _describe(err.exc)
+        result["ops"] = sorted(seen)
     return result
 
 
@@ -443,12 +475,17 @@ def proc_steps(request, namespace, reader, writer):
 
 
 def _module_facts(module) -> dict:
+    """Parameter counts, ``state_dict`` shapes, submodule types and ``lineage``: every class in
+    the type hierarchy of the module and of its submodules, as ``"<module>.<qualname>"``."""
     params = list(module.parameters())
+    lineage = sorted({f"{cls.__module__}.{cls.__qualname__}" for m in module.modules()
+                      for cls in type.__dict__["__mro__"].__get__(type(m))})
     return {
         "num_params": int(sum(p.numel() for p in params)),
         "num_trainable": int(sum(p.numel() for p in params if p.requires_grad)),
         "state_shapes": {k: list(v.shape) for k, v in module.state_dict().items()},
         "modules": [[name, type(m).__name__] for name, m in module.named_modules()],
+        "lineage": lineage,
     }
 
 
@@ -459,7 +496,9 @@ def proc_module(request, namespace, reader, writer):
     args = reader.decode(request.get("args", []))
     kwargs = reader.decode(request.get("kwargs", {}))
     torch.manual_seed(int(request.get("seed", 0)))
-    module = _stage("build", cls, *args, **kwargs)
+    seen: set = set()
+    with _op_trace(seen):  # a builder may call a library's model builder
+        module = _stage("build", cls, *args, **kwargs)
     if not isinstance(module, torch.nn.Module):
         raise StudentError("build", TypeError(f"{request['cls']}(...) returned {type(module).__name__}, not an nn.Module"))
     facts = _stage("facts", _module_facts, module)
@@ -471,10 +510,11 @@ def proc_module(request, namespace, reader, writer):
                 module.load_state_dict(state, strict=True)
         except Exception as exc:  # noqa: BLE001
             result["load_error"] = _describe(exc)
+            result["ops"] = sorted(seen)
             return result
     module.train(bool(request.get("train", False)))
     module = module.to(reader.device)
-    outputs, seen = [], set()
+    outputs = []
     grad = request.get("grad", False)
     errors = [] if request.get("forward_errors") else None
     for x in reader.decode(request.get("inputs", [])):
@@ -545,7 +585,7 @@ def proc_timing(request, namespace, reader, writer):  # noqa: ARG001
                 # Every call runs under the operator trace (a few microseconds per
                 # operator, against a bound of many times the baseline): a function that
                 # calls the built-in only when it is timed is caught all the same.
-                with _op_trace(ops):
+                with _op_trace(ops, python=False):
                     out, seconds = _stage("call", clock, fn, s_args, s_kwargs)
                 values.append(writer.encode(out))  # now: later calls cannot change it
                 del out

@@ -1,0 +1,130 @@
+"""The kernel a notebook is graded in: ipykernel, with the grader's audit hook installed first.
+
+The grader starts a sandboxed kernel as ``python -I -m gradekit.kernel --gradekit-channel=FD
+-f CONNECTION_FILE``. Before ipykernel is imported, an audit hook (:class:`Sentinel`, which
+Python gives no way to remove) is installed; it is armed once the kernel is initialised, before
+the first cell runs. From then on it reports, on the pipe ``FD`` whose other end the grader
+reads, the moments where code is made from data or reaches into the interpreter:
+
+- ``pickle.find_class``: anything unpickled that names a global (a pickle of a bytes constant
+  that runs code);
+- ``marshal.loads`` outside the import system (a code object from bytes);
+- ``exec``, ``compile``, ``code.__new__`` called by the notebook's own code (not by a library
+  such as IPython, which runs the cells, or the import system);
+- frame, garbage-collector and ``ctypes`` events called by the notebook's own code
+  (``sys._getframe``, ``gc.get_objects``, ``object.__getattr__`` of code and frames...).
+
+A report is written *in* the hook, before the event's action runs: code that comes from the
+bytes being unpickled cannot stop the report about its own unpickling. The grader scores a
+notebook with any report zero (an integrity finding, named in the feedback), and a channel that
+closes while the kernel still runs cells is a finding too. The pipe only carries reports: a
+kernel can add lines, never take one back.
+
+Outside grading (a student's own JupyterLab) this module is not used.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+CHANNEL_FLAG = "--gradekit-channel="
+#: Reports written at most (one finding is enough to score the notebook zero).
+MAX_REPORTS = 20
+#: Events reported when the notebook's own code raises them (see :func:`gradekit.trace.is_notebook_code`).
+FROM_NOTEBOOK = ("exec", "compile", "code.__new__", "function.__new__", "sys._getframe", "sys._current_frames",
+                 "sys.addaudithook", "gc.get_objects", "gc.get_referrers", "gc.get_referents",
+                 "object.__getattr__", "object.__setattr__", "object.__delattr__", "ctypes.")
+
+
+class Sentinel:
+    """The audit hook: ``sentinel(event, args)``; reports to ``fd`` once :meth:`arm` ran."""
+
+    def __init__(self, fd: int | None):
+        self.fd = fd
+        self.armed = False
+        self.busy = False
+        self.reports = 0
+
+    def arm(self) -> None:
+        self.armed = True
+        self._write({"ready": True})
+
+    def __call__(self, event: str, args) -> None:
+        if not self.armed or self.busy or self.reports >= MAX_REPORTS:
+            return
+        if not (event in ("pickle.find_class", "marshal.loads", "marshal.load") or event.startswith(FROM_NOTEBOOK)):
+            return
+        self.busy = True
+        try:
+            what = self._finding(event, args)
+            if what:
+                self.reports += 1
+                self._write({"finding": what})
+        except Exception:  # noqa: BLE001  (a hook must never break the event)
+            pass
+        finally:
+            self.busy = False
+
+    @staticmethod
+    def _caller():
+        frame = sys._getframe(3)  # _caller <- _finding <- __call__ <- the code that raised the event
+        return frame
+
+    def _finding(self, event: str, args) -> str | None:
+        from .trace import is_notebook_code
+
+        caller = self._caller()
+        where = f" (line {caller.f_lineno} of a notebook cell)" if caller is not None \
+            and is_notebook_code(caller.f_code) else ""
+        if event == "pickle.find_class":
+            return f"unpickles {_short(args[0])}.{_short(args[1])}: code run from bytes{where}"
+        if event.startswith("marshal."):
+            if caller is not None and caller.f_code.co_filename.startswith("<frozen importlib"):
+                return None
+            return f"loads a code object with marshal{where}"
+        if caller is None or not is_notebook_code(caller.f_code):
+            return None
+        if event == "object.__getattr__" and len(args) > 1 and not str(args[1]).startswith(("__code__", "f_", "tb_", "gi_", "cr_", "co_")):
+            return None
+        detail = f" {_short(args[1])}" if event.startswith("object.") and len(args) > 1 else ""
+        return f"{event}{detail}: code made from data, or reaching into the interpreter{where}"
+
+    def _write(self, message: dict) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.write(self.fd, (json.dumps(message) + "\n").encode()[:2000])
+        except OSError:
+            self.fd = None
+
+
+def _short(value) -> str:
+    try:
+        return str(value)[:80]
+    except Exception:  # noqa: BLE001
+        return "?"
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    fd = None
+    for arg in list(argv):
+        if arg.startswith(CHANNEL_FLAG):
+            fd = int(arg[len(CHANNEL_FLAG):])
+            argv.remove(arg)
+    sentinel = Sentinel(fd)
+    sys.addaudithook(sentinel)
+    if sys.path and sys.path[0] == "":
+        del sys.path[0]
+    from . import trace  # noqa: F401  (imported before arming: its paths are computed now)
+    from ipykernel.kernelapp import IPKernelApp
+
+    app = IPKernelApp.instance()
+    app.initialize(argv)
+    sentinel.arm()
+    app.start()
+
+
+if __name__ == "__main__":
+    main()
