@@ -1,0 +1,133 @@
+"""Forbidden library work is decided by what runs (:mod:`gradekit.trace`, the judge's
+``forbidden_at_run_time``): a library class in a graded module's type hierarchy or among its
+submodules, a library function that ran in a forward, a build or a backward the judge asked for,
+however it was named or imported, and the trace switched off from the notebook's code.
+
+Graded in this process (:func:`autograder.local.grade_namespace`: the same requests and judge as a
+kernel); the same attacks go through stock nbgrader in ``tests/cheats_w345/``.
+"""
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from autograder.local import grade_namespace
+from solutions import w3_architectures as w3
+from solutions import w4_segmentation as w4
+from solutions import w5_augmentation_transfer as w5
+
+W3, W4, W5 = "w3_architectures", "w4_segmentation", "w5_augmentation_transfer"
+
+
+def grade(assignment: str, name: str, obj, seed: int = 5):
+    verdict = grade_namespace(assignment, {name: obj}, names=[name], seed=seed)[name]
+    return verdict, "\n".join(verdict.lines)
+
+
+# ----------------------------------------------------------------------------- library classes
+class TorchvisionBottleneck(torchvision.models.resnet.Bottleneck):
+    """torchvision's block under the graded name (its layout is the spec's)."""
+
+
+class WrappedSE(torch.nn.Module):
+    """Holds torchvision's SqueezeExcitation and forwards to it."""
+
+    def __init__(self, channels, reduction=4):
+        super().__init__()
+        self.inner = torchvision.ops.SqueezeExcitation(channels, max(1, channels // reduction))
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+def torchvision_resnet(depth, num_classes=1000):
+    builders = {18: "resnet18", 34: "resnet34", 50: "resnet50", 101: "resnet101"}
+    return getattr(torchvision.models, builders[depth])(num_classes=num_classes)
+
+
+@pytest.mark.parametrize("name, obj, shown", [
+    ("Bottleneck", TorchvisionBottleneck, "torchvision.models.resnet.Bottleneck"),
+    ("resnet", torchvision_resnet, "torchvision.models.resnet"),
+])
+def test_torchvision_classes_score_zero_in_week_3(name, obj, shown):
+    verdict, lines = grade(W3, name, obj)
+    assert verdict.fraction == 0 and shown in lines, lines
+
+
+def test_a_wrapped_library_module_scores_zero_and_the_reference_full():
+    verdict, lines = grade(W3, "SEBlock", WrappedSE)
+    assert verdict.fraction == 0 and "torchvision.ops" in lines, lines
+    verdict, lines = grade(W3, "SEBlock", w3.SEBlock)
+    assert verdict.fraction == 1.0, lines
+
+
+# ----------------------------------------------------------------------------- library functions
+_v2 = importlib.import_module("torchvision.transforms.v2.functional")
+_mirror = getattr(_v2, "horizontal_flip")  # an alias the name list never held
+
+
+def hflip_by_alias(img):
+    return _mirror(img)
+
+
+def test_a_library_transform_under_another_name_scores_zero():
+    verdict, lines = grade(W5, "hflip", hflip_by_alias)
+    assert verdict.fraction == 0 and "torchvision.transforms.v2.functional" in lines, lines
+
+
+def test_torchvision_where_the_problem_allows_it_keeps_full_marks():
+    def freeze(model, trainable=("fc",)):
+        torchvision.models.resnet18  # a library the problem allows, touched on the way
+        return w5.freeze(model, trainable)
+
+    verdict, lines = grade(W5, "freeze", freeze)
+    assert verdict.fraction == 1.0, lines
+
+
+# ----------------------------------------------------------------------------- backward
+class _TransposedByHand(torch.autograd.Function):
+    """The forward written by hand (the reference); the backward delegates to the built-in."""
+
+    @staticmethod
+    def forward(ctx, x, weight, stride, padding, output_padding):
+        ctx.save_for_backward(x, weight)
+        ctx.args = (stride, padding, output_padding)
+        with torch.no_grad():
+            return w4.conv_transpose2d(x, weight, None, stride, padding, output_padding)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        stride, padding, output_padding = ctx.args
+        with torch.enable_grad():
+            x_, w_ = x.detach().requires_grad_(), weight.detach().requires_grad_()
+            out = F.conv_transpose2d(x_, w_, None, stride, padding, output_padding)
+            gx, gw = torch.autograd.grad(out, (x_, w_), grad)
+        return gx, gw, None, None, None
+
+
+def conv_transpose_backward_builtin(x, weight, bias=None, stride=1, padding=0, output_padding=0):
+    out = _TransposedByHand.apply(x, weight, stride, padding, output_padding)
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
+
+
+def test_a_backward_that_calls_the_builtin_scores_zero():
+    verdict, lines = grade(W4, "conv_transpose2d", conv_transpose_backward_builtin)
+    assert verdict.fraction == 0 and "while it runs" in lines, lines
+
+
+# ----------------------------------------------------------------------------- the trace switched off
+def conv_transpose_untraced(x, weight, bias=None, stride=1, padding=0, output_padding=0):
+    from torch.utils._python_dispatch import _disable_current_modes
+
+    with _disable_current_modes(), torch._C.DisableTorchFunction():
+        return F.conv_transpose2d(x, weight, bias, stride, padding, output_padding)
+
+
+def test_switching_the_trace_off_scores_zero():
+    verdict, lines = grade(W4, "conv_transpose2d", conv_transpose_untraced)
+    assert verdict.fraction == 0 and "trace was switched off or bypassed" in lines, lines
