@@ -41,6 +41,7 @@ from pathlib import Path
 from .capture import WORKDIR_NAME, run_request
 from .codec import CodecError, Reader, ReturnedModule, Unsupported, load_json
 from .source_rules import banned_uses, defining_cells
+from .trace import describe_call, trace_hits
 from .values import as_ints, check_tensor, describe, fmt_shape
 
 PACK_DIR = "selfcheck"
@@ -501,13 +502,9 @@ def run(name: str, namespace: dict, pack: Path, sources: list[str] | None = None
             except CodecError as exc:
                 records.append({"status": "error", "stage": "record",
                                 "error": {"type": "CodecError", "message": str(exc)}})
-    ops = {op for r in records if r.get("status") == "ok" for op in (r.get("ops") or [])}
-    hit = sorted(ops & set(spec.get("banned_ops") or ()))
-    if hit:
-        return Report(name, "forbidden", [
-            f"{name} calls {', '.join(h.removeprefix('aten.') for h in hit)} while it runs, a built-in this "
-            "problem asks you to implement yourself. The autograder gives 0 for that: rewrite it with basic "
-            "tensor operations."])
+    forbidden = _forbidden_at_run_time(name, spec, records)
+    if forbidden is not None:
+        return forbidden
     if any((r.get("error") or {}).get("type") == "NotImplementedError" for r in records):
         return Report(name, "not implemented", [f"{name}: not implemented yet (it raises NotImplementedError)."])
     pack_reader = Reader(Path(pack), as_torch=False)
@@ -527,6 +524,27 @@ def run(name: str, namespace: dict, pack: Path, sources: list[str] | None = None
     if hint:
         lines.append(f"  hint: {hint}")
     return Report(name, "failed", lines, messages)
+
+
+def _forbidden_at_run_time(name: str, spec: dict, records: list[dict]) -> Report | None:
+    """The grader's run-time rule (:func:`gradekit.trace.trace_hits`, the lineage of built
+    modules) applied to the public cases' records."""
+    ops = {op for r in records if r.get("status") == "ok" for op in (r.get("ops") or [])}
+    hit, tamper = trace_hits(ops, spec.get("banned_ops") or (), spec.get("banned_calls") or ())
+    if tamper:
+        return Report(name, "forbidden", [
+            f"{name}: the grader's trace was switched off or bypassed while it ran ({', '.join(tamper[:3])}). "
+            "The autograder gives 0 for that."])
+    prefixes = tuple(spec.get("banned_classes") or ())
+    classes = sorted({c for r in records if r.get("status") == "ok"
+                      for c in (((r.get("facts") or {}).get("lineage")) or []) if prefixes and c.startswith(prefixes)})
+    if classes or hit:
+        what = f"is built from {', '.join(classes[:3])}" if classes else \
+            f"calls {', '.join(describe_call(h) for h in hit[:4])} while it runs"
+        return Report(name, "forbidden", [
+            f"{name} {what}, a built-in this problem asks you to implement yourself. The autograder gives 0 "
+            "for that: rewrite it with basic tensor operations and layers."])
+    return None
 
 
 def selfcheck(name: str, namespace: dict | None = None, root: str | Path | None = None) -> None:

@@ -826,6 +826,10 @@ class ParamGroups(Problem):
 
 PROBLEMS = [HFlip(), PadAndCrop(), AdjustBrightness(), AdjustContrast(), Rotate(), CutmixBox(), CutMix(), MixUp(),
             LabelSmoothingLoss(), Freeze(), ParamGroups(), DistillationLoss()]
+#: The transforms, CutMix and MixUp are torchvision's (v1 and v2, under any name): none of its
+#: transforms may run while they do. freeze, param_groups and the losses may use torchvision.
+for _problem in PROBLEMS[:8]:
+    _problem.banned_calls = _problem.banned_classes = ("torchvision.transforms.",)
 
 
 # ----------------------------------------------------------------------------- smoke tests
