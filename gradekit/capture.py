@@ -25,6 +25,15 @@ Request kinds (``"proc"``)
   ``state_dict`` shapes, submodule types), optionally load a ``state_dict``
   (``strict=True``) and run forward on ``inputs``; with ``"forward_errors": true`` an
   exception in forward is recorded per input (``forward_errors``) instead of failing.
+  Optional: ``train_inputs`` (passes in training mode after ``inputs``), ``reseed`` (torch's
+  generator seeded with ``reseed + i`` before pass i, so that dropout draws the judge's masks),
+  ``return_state`` (``state_after``; ``"buffers"``: without the parameters; ``"flat buffers"``:
+  them as ``{"keys", "shapes", "values"}``, one float64 array), ``stack`` (two
+  copies in a row, both loaded), ``double`` (the module in float64), ``return_inputs`` (the
+  inputs after the passes, ``args_after``), ``backward: {"grad_outputs": [...], "params":
+  bool}`` (each pass's output backpropagated under the trace; ``grads``: the gradients for
+  each input, and each parameter's), ``module_dtype`` (module arguments converted) and
+  ``keep_device`` (a module a function returned is not moved to the request's device).
 - ``timing``: ``{"fn", "baseline", "inputs": [{"args", "kwargs"}, ...], "repeats": R}``
   with ``R + 1`` inputs (the first is the warm-up). For each input the student's
   function gets its own copy and the PyTorch baseline a private copy decoded anew
@@ -399,6 +408,26 @@ def _op_trace(seen: set, python: bool = True):
     return both()
 
 
+_WARM: list = []
+
+
+def _warm_up() -> None:
+    """Once per process, before the first request: run the trace's modes once around a few
+    common operations (without the Python-level call trace), so that the modules torch imports
+    on first use of modes are imported at full speed, not under a profile function."""
+    if _WARM:
+        return
+    _WARM.append(True)
+    import torch
+    import torch.nn.functional as F
+
+    with _op_trace(set(), python=False):
+        x = torch.zeros(1, 1, 3, 3, requires_grad=True)
+        y = F.unfold(x, 2).sum() + F.conv2d(x, torch.ones(1, 1, 2, 2)).sum() + F.relu(x).sum()
+        y.backward()
+        torch.nn.Conv2d(1, 1, 1)(x.detach())
+
+
 def _lookup(namespace: dict, name: str):
     if name not in namespace:
         raise StudentError("lookup", NameError(
@@ -495,6 +524,8 @@ def proc_module(request, namespace, reader, writer):
     cls = _lookup(namespace, request["cls"])
     args = reader.decode(request.get("args", []))
     kwargs = reader.decode(request.get("kwargs", {}))
+    if request.get("module_dtype") in ("float32", "float64"):  # module arguments in that dtype
+        args = [a.to(getattr(torch, request["module_dtype"])) if isinstance(a, torch.nn.Module) else a for a in args]
     torch.manual_seed(int(request.get("seed", 0)))
     seen: set = set()
     with _op_trace(seen):  # a builder may call a library's model builder
@@ -512,13 +543,33 @@ def proc_module(request, namespace, reader, writer):
             result["load_error"] = _describe(exc)
             result["ops"] = sorted(seen)
             return result
+        if request.get("stack"):  # two copies in a row, the second built and loaded alike
+            with _op_trace(seen):
+                second = _stage("build", cls, *args, **kwargs)
+            with torch.no_grad():
+                _stage("build", second.load_state_dict, state, strict=True)
+            module = _stage("build", torch.nn.Sequential, module, second)
+    if request.get("double"):
+        module = _stage("build", module.double)
     module.train(bool(request.get("train", False)))
-    module = module.to(reader.device)
-    outputs = []
+    if not request.get("keep_device"):  # (a module a function returned stays where it was built)
+        module = module.to(reader.device)
+    outputs, inputs_after, grads = [], [], []
     grad = request.get("grad", False)
     errors = [] if request.get("forward_errors") else None
-    for x in reader.decode(request.get("inputs", [])):
-        with (nullcontext() if grad else torch.no_grad()), _op_trace(seen):
+    backward = request.get("backward")  # {"grad_outputs": [one per pass], "params": bool}
+    grad_outputs = reader.decode(backward.get("grad_outputs", [])) if backward else []
+    passes = [(x, False) for x in reader.decode(request.get("inputs", []))] + \
+        [(x, True) for x in reader.decode(request.get("train_inputs", []))]
+    for i, (x, train_pass) in enumerate(passes):
+        if train_pass:
+            module.train(True)
+        if request.get("reseed") is not None:  # the judge draws dropout's masks from the same seeds
+            torch.manual_seed(int(request["reseed"]) + i)
+        if backward:
+            leaf = x.detach().clone().requires_grad_(True)
+            x = leaf.clone()  # not a leaf: an in-place change of the module's input shows in args_after
+        with (nullcontext() if grad or backward else torch.no_grad()), _op_trace(seen):
             if errors is None:
                 out = _stage("forward", module, x)
             else:  # the input should be refused: record the error (None when it ran)
@@ -529,13 +580,43 @@ def proc_module(request, namespace, reader, writer):
                     out = None
                     errors.append(_describe(err.exc))
         outputs.append(out)
+        inputs_after.append(x)
+        if backward and "grad_error" not in result:
+            try:
+                grads.append(_stage("backward", _module_backward, module, out, grad_outputs[i], leaf, seen,
+                                    backward.get("params", True)))
+            except StudentError as err:
+                result["grad_error"] = _describe(err.exc)
     result["outputs"] = writer.encode(outputs)
+    if request.get("return_inputs"):
+        result["args_after"] = writer.encode({"inputs": inputs_after})
+    if backward:
+        result["grads"] = writer.encode(grads)
     if errors is not None:
         result["forward_errors"] = errors
     result["ops"] = sorted(seen)
     if request.get("return_state"):
-        result["state_after"] = writer.encode(dict(module.state_dict()))
+        state = dict(module.state_dict())
+        if request["return_state"] in ("buffers", "flat buffers"):  # what forward passes may change
+            params = {name for name, _ in module.named_parameters()}
+            state = {k: v for k, v in state.items() if k not in params}
+        if request["return_state"] == "flat buffers":  # one array (a full-size model has hundreds)
+            state = {"keys": list(state), "shapes": [list(v.shape) for v in state.values()], "values": torch.cat(
+                [v.detach().reshape(-1).double().cpu() for v in state.values()] or [torch.zeros(0)])}
+        result["state_after"] = writer.encode(state)
     return result
+
+
+def _module_backward(module, out, grad_output, leaf, seen: set, params: bool) -> dict:
+    """Backpropagate ``grad_output`` from a module's output ``out`` under the operator trace (as
+    ``proc_call``'s backward): the gradient reaching the input ``leaf`` and, with ``params``, every
+    named parameter's; the parameters' gradients are then cleared, so that each pass has its own."""
+    with _op_trace(seen):
+        out.backward(grad_output)
+    found = {"input": leaf.grad, "params": {n: p.grad for n, p in module.named_parameters()} if params else {}}
+    for p in module.parameters():
+        p.grad = None
+    return found
 
 
 def _resolve_baseline(path: str):
@@ -638,6 +719,7 @@ def run_request(request: dict, namespace: dict, in_dir: Path, out_dir: Path, pre
     if leftover:
         return {"status": "error", "stage": "call", "seconds": 0.0, "error": {
             "type": "ProcessNotAllowed", "message": f"{LEFTOVER_MESSAGE} ({leftover})", "where": None}}
+    _warm_up()
     begin, end = _guard()
     before = _facts()
     token, replaced = begin()

@@ -72,18 +72,23 @@ class Sentinel:
         return frame
 
     def _finding(self, event: str, args) -> str | None:
-        from .trace import is_notebook_code
+        from .trace import genuine
 
         caller = self._caller()
         where = f" (line {caller.f_lineno} of a notebook cell)" if caller is not None \
-            and is_notebook_code(caller.f_code) else ""
+            and not genuine(caller.f_code) else ""
         if event == "pickle.find_class":
             return f"unpickles {_short(args[0])}.{_short(args[1])}: code run from bytes{where}"
         if event.startswith("marshal."):
-            if caller is not None and caller.f_code.co_filename.startswith("<frozen importlib"):
+            if caller is not None and caller.f_code.co_filename.startswith("<frozen importlib") \
+                    and genuine(caller.f_code):
                 return None
             return f"loads a code object with marshal{where}"
-        if caller is None or not is_notebook_code(caller.f_code):
+        if event in ("exec", "compile"):
+            if args and (_timing_template(args[0]) if event == "compile" else _timing_code(args[0])):
+                return None
+            caller = _past_evaluators(caller)
+        if caller is None or genuine(caller.f_code):
             return None
         if event == "object.__getattr__" and len(args) > 1 and not str(args[1]).startswith(("__code__", "f_", "tb_", "gi_", "cr_", "co_")):
             return None
@@ -97,6 +102,49 @@ class Sentinel:
             os.write(self.fd, (json.dumps(message) + "\n").encode()[:2000])
         except OSError:
             self.fd = None
+
+
+#: Standard-library modules that compile or run code given to them as text: an ``exec`` or
+#: ``compile`` they raise is decided by who called them.
+EVALUATORS = ("timeit", "codeop", "runpy", "code", "doctest", "pdb", "bdb", "profile", "cProfile", "trace",
+              "typing", "inspect", "rlcompleter", "pydoc", "functools", "contextlib")
+
+
+def _past_evaluators(frame):
+    """The first frame, walking up from ``frame``, that is not a (genuine) :data:`EVALUATORS` module's."""
+    from .trace import genuine
+
+    for _ in range(16):
+        if frame is None or not (str(frame.f_globals.get("__name__")).split(".")[0] in EVALUATORS
+                                 and genuine(frame.f_code)):
+            return frame
+        frame = frame.f_back
+    return frame
+
+
+def _timing_sources() -> list[str]:
+    """What ``timeit`` compiles to time a callable (``timeit.timeit(lambda: f(x))``): its template
+    around ``_stmt()``, and the default set-up ``"pass"``; no text of the notebook's in them."""
+    import timeit
+
+    return ["pass"] + [timeit.template.format(stmt="_stmt()", setup=setup, init=init)
+                       for setup, init in (("pass", ", _stmt=_stmt"), ("_setup()", ", _setup=_setup, _stmt=_stmt"))]
+
+
+def _timing_template(source) -> bool:
+    if isinstance(source, bytes):
+        source = source.decode("utf-8", "replace")
+    return isinstance(source, str) and source in _timing_sources()
+
+
+def _timing_code(code) -> bool:
+    """A code object ``timeit`` compiled from one of :func:`_timing_sources`."""
+    from .trace import code_signatures
+
+    if getattr(code, "co_filename", None) != "<timeit-src>":
+        return False
+    mine = code_signatures(code)
+    return any(mine == code_signatures(compile(source, "<timeit-src>", "exec")) for source in _timing_sources())
 
 
 def _short(value) -> str:

@@ -55,10 +55,70 @@ TRUSTED = _trusted_roots()
 
 
 def is_notebook_code(code) -> bool:
-    """True for code that is not part of an installed library: a notebook cell, code compiled
-    from a string, a file the notebook wrote."""
+    """True for code that does not claim to be part of an installed library (its file name):
+    a notebook cell, code compiled from a string. Cheap; :func:`genuine` checks the claim."""
     filename = code.co_filename
     return not (filename.startswith(TRUSTED) or os.path.realpath(filename).startswith(TRUSTED))
+
+
+def code_signatures(root) -> set:
+    """``(qualified name, first line, bytecode)`` of a code object and of every code object nested in it."""
+    found, stack = set(), [root]
+    while stack:
+        code = stack.pop()
+        found.add((code.co_qualname, code.co_firstlineno, code.co_code))
+        stack.extend(c for c in code.co_consts if isinstance(c, type(root)))
+    return found
+
+
+#: Frozen modules whose code objects carry another name than the one they are frozen under.
+FROZEN_ALIASES = {"importlib._bootstrap": "_frozen_importlib",
+                  "importlib._bootstrap_external": "_frozen_importlib_external"}
+
+
+def _make_genuine():
+    """``genuine(code)``: the code object really is one of an installed library's.
+
+    A file name is only a claim (code compiled from a string can name any file): the library's
+    file (read-only while grading) is read and compiled here, and one of its code objects must
+    have the same qualified name, first line and bytecode; for a frozen module
+    (``<frozen os>``), the interpreter's own frozen code. Cached per code object and per file;
+    the cache lives in this closure.
+    """
+    import _imp
+
+    files: dict = {}
+    codes: dict = {}
+
+    signatures = code_signatures
+
+    def file_signatures(filename: str) -> set:
+        if filename not in files:
+            try:
+                if filename.startswith("<frozen ") and filename.endswith(">"):
+                    name = filename[8:-1]
+                    name = FROZEN_ALIASES.get(name, name)
+                    files[filename] = signatures(_imp.get_frozen_object(name))
+                elif is_notebook_code(type("", (), {"co_filename": filename})):
+                    files[filename] = set()
+                else:
+                    with open(filename, "rb") as f:
+                        files[filename] = signatures(compile(f.read(), filename, "exec", dont_inherit=True))
+            except Exception:  # noqa: BLE001  (no such file, not Python, not frozen)
+                files[filename] = set()
+        return files[filename]
+
+    def genuine(code) -> bool:
+        known = codes.get(code)
+        if known is None:
+            known = codes[code] = (code.co_qualname, code.co_firstlineno, code.co_code) \
+                in file_signatures(code.co_filename)
+        return known
+
+    return genuine
+
+
+genuine = _make_genuine()
 
 
 class PythonCalls:
@@ -74,21 +134,25 @@ class PythonCalls:
         kinds: dict = {}  # code object -> (kind, name): "watched", "tamper" or ""
         notebook: dict = {}  # code object -> is_notebook_code
         owners = _tamper_owners()
+        #: The only code that may change the profile function while a request runs: this class's.
+        own = {PythonCalls.__enter__.__code__, PythonCalls.__exit__.__code__}
 
         def from_notebook(frame) -> bool:
-            """The nearest caller that is not a wrapper (:data:`WRAPPERS`) is the notebook's code."""
-            for _ in range(6):
+            """The nearest caller that is not a wrapper (:data:`WRAPPERS`) is not a library's
+            own code (:func:`genuine`)."""
+            for _ in range(8):
                 if frame is None:
                     return False
                 code = frame.f_code
                 known = notebook.get(code)
                 if known is None:
-                    known = notebook[code] = ("wrapper" if str(frame.f_globals.get("__name__")).startswith(WRAPPERS)
-                                              and not is_notebook_code(code) else is_notebook_code(code))
+                    real = genuine(code)
+                    known = notebook[code] = ("wrapper" if real and str(frame.f_globals.get("__name__")).startswith(WRAPPERS)
+                                              else not real)
                 if known != "wrapper":
                     return known
                 frame = frame.f_back
-            return False
+            return True
 
         def profile(frame, event, arg):
             if event == "call":
@@ -103,7 +167,9 @@ class PythonCalls:
             elif event == "c_call":
                 owner = getattr(arg, "__self__", None)
                 if owner is not None and any(owner is o for o in owners) \
-                        and TAMPER_BUILTIN.search(getattr(arg, "__name__", "")) and from_notebook(frame):
+                        and TAMPER_BUILTIN.search(getattr(arg, "__name__", "")) \
+                        and (from_notebook(frame) or (owner is sys and arg.__name__.startswith("set")
+                                                      and frame.f_code not in own)):
                     seen.add(f"tamper:{getattr(owner, '__name__', '?')}.{arg.__name__}")
 
         return profile
@@ -114,7 +180,7 @@ class PythonCalls:
         return self
 
     def __exit__(self, *exc):
-        sys.setprofile(self.previous)
+        sys.setprofile(self.previous if callable(self.previous) else None)
         return False
 
     @property

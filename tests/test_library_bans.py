@@ -80,11 +80,12 @@ def test_a_library_transform_under_another_name_scores_zero():
 
 
 def test_torchvision_where_the_problem_allows_it_keeps_full_marks():
-    def freeze(model, trainable=("fc",)):
-        torchvision.models.resnet18  # a library the problem allows, touched on the way
-        return w5.freeze(model, trainable)
+    def label_smoothing_loss(logits, target, epsilon):
+        # torchvision runs here (an identity: stochastic depth outside training); the problem allows it
+        logits = torchvision.ops.stochastic_depth(logits, 0.5, "row", training=False)
+        return w5.label_smoothing_loss(logits, target, epsilon)
 
-    verdict, lines = grade(W5, "freeze", freeze)
+    verdict, lines = grade(W5, "label_smoothing_loss", label_smoothing_loss)
     assert verdict.fraction == 1.0, lines
 
 
@@ -130,4 +131,35 @@ def conv_transpose_untraced(x, weight, bias=None, stride=1, padding=0, output_pa
 
 def test_switching_the_trace_off_scores_zero():
     verdict, lines = grade(W4, "conv_transpose2d", conv_transpose_untraced)
+    assert verdict.fraction == 0 and "trace was switched off or bypassed" in lines, lines
+
+
+#: A helper compiled under a library's file name (the frames claim to be the standard library's)
+#: that switches the modes and the profile function off around the built-in.
+_DISGUISED = compile("""
+import sys
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import _disable_current_modes
+
+
+def quiet_transposed(*args):
+    profile = sys.getprofile()
+    sys.setprofile(None)
+    try:
+        with _disable_current_modes(), torch._C.DisableTorchFunction():
+            return F.conv_transpose2d(*args)
+    finally:
+        sys.setprofile(profile)
+""", F.__file__.replace("nn/functional.py", "overrides.py"), "exec")
+_HELPERS: dict = {}
+exec(_DISGUISED, _HELPERS)
+
+
+def conv_transpose_disguised(x, weight, bias=None, stride=1, padding=0, output_padding=0):
+    return _HELPERS["quiet_transposed"](x, weight, bias, stride, padding, output_padding)
+
+
+def test_switching_the_trace_off_from_code_that_claims_a_library_file_scores_zero():
+    verdict, lines = grade(W4, "conv_transpose2d", conv_transpose_disguised)
     assert verdict.fraction == 0 and "trace was switched off or bypassed" in lines, lines

@@ -37,6 +37,15 @@ CLOSE_CHANNEL = ("import os\nargs = open('/proc/self/cmdline', 'rb').read().spli
                  "os.close(fd)")
 
 
+#: Code compiled from a string by timeit and codeop under a standard-library file name: only
+#: library functions call compile and exec, and the frames claim to be a library's.
+TRUSTED_NAME = ("import timeit\n"
+                "STAGE = 'import codeop, os, runpy, sysconfig\\n' \\\n"
+                "    'path = os.path.join(sysconfig.get_paths()[\"stdlib\"], \"functools.py\")\\n' \\\n"
+                "    'runpy._run_code(codeop.compile_command(\"import builtins; builtins.STAGED = 1\", path, \"exec\"), {})'\n"
+                "timeit.Timer(stmt=STAGE).timeit(number=1)")
+
+
 def _status(report) -> tuple[str, float, str]:
     verdict = report["problems"]["conv_output_size"]
     return verdict["status"], verdict["fraction"], "\n".join(verdict["lines"])
@@ -51,6 +60,13 @@ def test_code_unpickled_from_bytes_scores_zero_though_the_scan_is_off(tmp_path):
 
 
 @needs_bwrap
+def test_code_compiled_by_library_functions_under_a_library_name_scores_zero(tmp_path):
+    report, _ = _graded(tmp_path, [REF, TRUSTED_NAME], integrity="off")
+    status, fraction, lines = _status(report)
+    assert fraction == 0 and "code made from data" in lines, lines
+
+
+@needs_bwrap
 def test_closing_the_channel_is_a_finding_and_honest_work_has_none(tmp_path):
     report, _ = _graded(tmp_path / "closed", [CLOSE_CHANNEL, "import time\ntime.sleep(1.5)", REF], integrity="off")
     status, fraction, lines = _status(report)
@@ -58,7 +74,8 @@ def test_closing_the_channel_is_a_finding_and_honest_work_has_none(tmp_path):
     report, _ = _graded(tmp_path / "honest", [REF, "import dataclasses, collections\n"
                                               "P = collections.namedtuple('P', 'x y')\n"
                                               "@dataclasses.dataclass\nclass Q:\n    x: int = 1\n"
-                                              "import torch\nprint(torch.zeros(2).sum())"])
+                                              "import torch\nprint(torch.zeros(2).sum())\n"
+                                              "import timeit\nprint(timeit.timeit(lambda: Q(), number=3))"])
     assert _status(report)[:2] == ("passed", 1.0), _status(report)
     assert report["integrity"] == []
 
