@@ -131,7 +131,8 @@ def problem_pack(problem: Problem, reference: dict, dest: Path) -> dict:
             entries.append(entry)
     dump_json(dest / f"{name}.json", {
         "name": name, "seed": PUBLIC_SEED, "banned_names": sorted(problem.banned_names),
-        "banned_ops": sorted(problem.banned_ops), "hints": problem.hints, "cases": entries})
+        "banned_ops": sorted(problem.banned_ops), "banned_calls": list(problem.banned_calls),
+        "banned_classes": list(problem.banned_classes), "hints": problem.hints, "cases": entries})
     return {"cases": len(entries), "left_out": left_out,
             "groups": f"{len({e['group'] for e in entries})}/{len(problem.groups)}"}
 
