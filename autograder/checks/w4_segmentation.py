@@ -765,3 +765,7 @@ class Hypercolumn(Problem):
 PROBLEMS = [Convolutionalize(), ConvTranspose2d(), OverlapCounts(), BilinearKernel(), FCN(), CenterCrop(), UNet(),
             DepthwiseSeparableConv(), ASPP(), DeepLabV3Plus(), ConfusionMatrix(), PixelAccuracy(), MeanIoU(),
             Hypercolumn()]
+#: torchvision's segmentation models (FCN, DeepLab v3 and its ASPP), its transforms (center
+#: crop) and its ops do the jobs of this week's problems: none may run or be inherited from.
+for _problem in PROBLEMS:
+    _problem.banned_calls = _problem.banned_classes = ("torchvision.",)
