@@ -758,7 +758,7 @@ def _run_guarded(request, namespace, reader, writer) -> dict:
 
 # ------------------------------------------------------------------ kernel threads
 @contextmanager
-def _kernel_threads_traced(seen: set, seconds: float = 10.0):
+def _kernel_threads_traced(seen: set, seconds: float = 30.0):
     """The operator trace, for a whole capture, in the kernel's output (IOPub) thread too.
 
     That thread runs whatever is scheduled on it (``sys.stdout.pub_thread.schedule``,

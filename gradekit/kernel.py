@@ -72,7 +72,7 @@ class Sentinel:
         return frame
 
     def _finding(self, event: str, args) -> str | None:
-        from .trace import genuine
+        from .trace import genuine, is_notebook_code
 
         caller = self._caller()
         where = f" (line {caller.f_lineno} of a notebook cell)" if caller is not None \
@@ -88,7 +88,11 @@ class Sentinel:
             if args and (_timing_template(args[0]) if event == "compile" else _timing_code(args[0])):
                 return None
             caller = _past_evaluators(caller)
-        if caller is None or genuine(caller.f_code):
+            if caller is None or genuine(caller.f_code):
+                return None
+        elif caller is None or not is_notebook_code(caller.f_code):
+            # Frequent events (frames, attributes): the file name's claim is enough here (cheap);
+            # code that lies about its file was made by compile or exec, which is checked above.
             return None
         if event == "object.__getattr__" and len(args) > 1 and not str(args[1]).startswith(("__code__", "f_", "tb_", "gi_", "cr_", "co_")):
             return None
