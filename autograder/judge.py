@@ -66,6 +66,26 @@ def record_problem(out_dir: Path, index: int, digests: dict) -> str | None:
     return None
 
 
+#: Said under a report whose passing validation groups earn less than their weight.
+VALIDATION_NOTE = "argument validation (raising for bad arguments) earns its weight in proportion to the " \
+                  "other checks passed"
+
+
+def group_score(passed: dict[str, bool], weights: dict[str, float], validation: set[str]) -> float:
+    """A problem's score in [0, 1] from its groups (``passed``: group -> all its cases passed).
+
+    A passing group earns its weight; a validation group (all of whose cases expect an
+    exception) earns its weight times the share, by weight, of the other groups that pass,
+    so raising for every input earns nothing and rejecting bad arguments counts as far as
+    the function works on good ones (a problem with validation groups only: their weight).
+    The sum is divided by the total weight.
+    """
+    total = sum(weights.values()) or 1.0
+    valid = {g: w for g, w in weights.items() if g not in validation}
+    share = sum(w for g, w in valid.items() if passed[g]) / (sum(valid.values()) or 1.0) if valid else 1.0
+    return sum(w * (share if g in validation else 1.0) for g, w in weights.items() if passed[g]) / total
+
+
 def case_rng(seed: int, name: str) -> np.random.Generator:
     """The generator a problem's cases are drawn from: one per (seed, problem)."""
     return np.random.default_rng([int(seed), zlib.crc32(name.encode())])
@@ -199,8 +219,8 @@ class Judge:
             if not passed and case.group not in first_failure:
                 first_failure[case.group] = message
         weights = {g: float(problem.group(g).weight) for g in groups}
-        total = sum(weights.values()) or 1.0
-        fraction = sum(w for g, w in weights.items() if groups[g]) / total
+        validation = {c.group for c in cases if c.raises} - {c.group for c in cases if not c.raises}
+        fraction = group_score(groups, weights, validation)
         passed_groups = sum(groups.values())
         lines = [f"{name}: {passed_groups} of {len(groups)} checks passed"]
         for group, ok in groups.items():
@@ -209,6 +229,8 @@ class Judge:
             else:
                 lines.append(f"  FAIL  {group}: {first_failure[group]}")
                 lines.append(f"        hint: {problem.group(group).hint}")
+        if any(groups[g] for g in validation) and fraction < 1.0:
+            lines.append(f"  note: {VALIDATION_NOTE}")
         if fraction == 1.0:
             status = "passed"
         elif statuses and not wrong and all(not groups[c.group] for c in cases) and len(set(statuses)) == 1:

@@ -1,7 +1,7 @@
 """The release's self-check: public cases and the reference's answers, stored as data.
 
 For each problem of an assignment, the cases its hidden checks draw (the same
-generators) are drawn once more at :data:`PUBLIC_SEED`; those whose builder says how
+generators) are drawn once more at a public seed; those whose builder says how
 the self-check may use them (``Case.public``, see :class:`autograder.problem.Public`)
 are run on the reference, and the fields of its record that every right answer must
 share are stored next to the notebook::
@@ -14,6 +14,13 @@ beside the notebook, and :func:`gradekit.selfcheck` reads it in the student's ke
 The folder holds inputs and numbers, never code; the hidden cases stay stronger (drawn
 at a new seed for every notebook, more of them, heavy cases and training runs too).
 
+The public answers are no hidden answers: the public seed is outside the grading seeds,
+so a case with drawn data (inputs, labels, weights) is never a grading's, and of the
+cases without (a few small ints, a fixed array), which gradings may ask again, the pack
+stores none that every probe grading asks and withholds enough (:func:`withheld`) that no
+check group of those gradings consists of stored answers only: on other gradings a table
+of the public answers earns about 1% of a problem at most, on average.
+
 The folder is generated, not kept in git: ``nbgrader generate_assignment`` writes it
 first (:func:`release_hook`, the course config's ``GenerateAssignment.pre_convert_hook``),
 and so does::
@@ -24,6 +31,8 @@ for running the instructor's notebooks in ``course/source`` directly.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib
 import itertools
 import shutil
@@ -34,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from gradekit.capture import run_request
-from gradekit.codec import Random, Reader, Writer, dump_json
+from gradekit.codec import ModuleSpec, Random, Reader, Var, Writer, dump_json
 from gradekit.public_cases import PACK_DIR, resolve, stored
 
 from .cases.sample import Draw
@@ -42,12 +51,22 @@ from .checks import ASSIGNMENTS, problems_for
 from .judge import case_rng
 from .problem import Case, Outcome, Problem
 
-#: The seed the public cases are drawn at (grading draws a fresh 31-bit seed per notebook).
-PUBLIC_SEED = 5_318_008
+#: The seed the public cases are drawn at. Grading seeds are 31-bit (:func:`autograder.seeds.grading_seed`,
+#: below ``HIDDEN_SEEDS``); this one is not, so the public cases come from a random stream that no
+#: grading draws from, and a problem whose configuration is drawn per grading never hands a student
+#: the public one.
+PUBLIC_SEED = 2**31 + 5_318_008
+#: Every grading seed is below this.
+HIDDEN_SEEDS = 2**31
 #: A public case whose request and stored answer take more bytes than this is left out.
 MAX_CASE_BYTES = 192 * 1024
 #: At most this many public cases per check group (the first drawn).
 MAX_PER_GROUP = 8
+#: The gradings (seeds) the pack draws to see which of its answers the hidden checks ask again.
+PROBE_SEEDS = tuple(range(32))
+#: Property rules that only restate the specification (which layer kinds, which mode mixes the
+#: samples, an answer's form): their public cases store nothing of the reference's answer.
+SPEC_RULES = frozenset({"answer_form", "layer_kinds", "has_kind", "batch_independence", "repeated_passes"})
 COURSE_SOURCE = Path(__file__).resolve().parent.parent / "course" / "source"
 
 
@@ -55,13 +74,134 @@ class PackError(RuntimeError):
     """The reference fails one of its own public cases: a bug in a check or in the reference."""
 
 
+def request_key(request) -> tuple:
+    """A request (or a :class:`Case`'s) as a hashable value: equal exactly when the kernel would be
+    given the same inputs (arrays by dtype, shape and a digest of their bytes)."""
+    import torch
+
+    if isinstance(request, Case):
+        request = request.request() if callable(request.request) else request.request
+    if isinstance(request, torch.Tensor):
+        return request_key(request.detach().numpy()) + (request.requires_grad,)
+    if isinstance(request, np.ndarray):
+        data = np.ascontiguousarray(request)
+        return "array", data.shape, str(data.dtype), hashlib.sha256(data.tobytes()).hexdigest()
+    if isinstance(request, ModuleSpec):
+        return "module", request.path, request_key(request.args), request_key(request.kwargs), \
+            request_key(request.state), request.train
+    if isinstance(request, (Random, Var)):
+        return type(request).__name__, repr(request)
+    if isinstance(request, dict):
+        return "dict", tuple(sorted((str(k), request_key(v)) for k, v in request.items()))
+    if isinstance(request, (list, tuple)):
+        return "seq", tuple(request_key(v) for v in request)
+    return type(request).__name__, repr(request)
+
+
+def stores_answer(case: Case) -> bool:
+    """Whether the public ``case`` would store what only a right answer knows: the reference's
+    values at its fields, or a rule's parameters computed from them (not an expected exception,
+    nor a rule of :data:`SPEC_RULES`)."""
+    return case.public is not None and not case.raises and case.public.rule not in SPEC_RULES
+
+
+def carries_drawn_data(value) -> bool:
+    """Whether a request holds an array of two or more distinct values (inputs, labels, weights):
+    such a case is never drawn twice, by a grading or by the pack."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        value = value.detach().numpy()
+    if isinstance(value, np.ndarray):
+        return value.size > 1 and bool(np.any(value.reshape(-1) != value.reshape(-1)[0]))
+    if isinstance(value, ModuleSpec):
+        return carries_drawn_data([value.args, value.kwargs, value.state])
+    if isinstance(value, dict):
+        return any(carries_drawn_data(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(carries_drawn_data(v) for v in value)
+    return False
+
+
+def _facts_only(case: Case) -> bool:
+    """A full-size model's parameter count and layout (built on the meta device, never run):
+    torchvision's own, which the specification names."""
+    return bool(case.public and case.public.fields) and all(f.startswith("facts.") for f in case.public.fields)
+
+
+def _could_be_public(case: Case) -> bool:
+    return case.public is not None and (not case.heavy or case.public.speed is not None or _facts_only(case))
+
+
+def _request(case: Case):
+    return case.request() if callable(case.request) else case.request
+
+
+def _candidates(problem: Problem) -> list[Case]:
+    """The cases the self-check could use, drawn at the public seed."""
+    return [c for c in problem.cases(Draw(case_rng(PUBLIC_SEED, problem.name))) if _could_be_public(c)]
+
+
+def _reusable_answers(cases: list[Case]) -> dict:
+    """request -> (group, label) of the answer-storing ``cases`` that a grading could ask again:
+    those without drawn data (full-size models' layouts, torchvision's, stay public)."""
+    return {request_key(c): (c.group, c.label) for c in cases
+            if stores_answer(c) and not (c.heavy and _facts_only(c)) and not carries_drawn_data(_request(c))}
+
+
+@functools.lru_cache(maxsize=None)
+def _asked(problem: Problem) -> tuple:
+    """Per grading of :data:`PROBE_SEEDS`: check group -> the requests of its cases that a reusable
+    public answer could match (None for the others). Equal requests have equal labels, so only
+    the cases whose label is an answer's are compared."""
+    labels = set(_reusable_answers(_candidates(problem)).values())
+    if not labels:
+        return ()
+    relevant, asked = {group for group, _ in labels}, []
+    for seed in PROBE_SEEDS:
+        groups: dict = {}
+        for case in problem.cases(Draw(case_rng(seed, problem.name))):
+            if case.group in relevant:
+                groups.setdefault(case.group, []).append(
+                    request_key(case) if (case.group, case.label) in labels else None)
+        asked.append(groups)
+    return tuple(asked)
+
+
+def withheld(answers: dict, asked) -> frozenset:
+    """The ``answers`` (requests) to leave out, given ``asked`` (:func:`_asked`): those every probe
+    grading asks (a fixed, hand-picked case), then, while some grading's group consists of stored
+    answers only, the answer such groups ask most often (then the one asked most overall). A
+    table of the stored answers then earns no group of those gradings."""
+    often: dict = {}
+    for grading in asked:
+        for key in {k for keys in grading.values() for k in keys if k in answers}:
+            often[key] = often.get(key, 0) + 1
+    dropped = {k for k, n in often.items() if n == len(asked)}
+    groups = [keys for grading in asked for keys in grading.values()]
+    while covered := [keys for keys in groups if all(k in answers and k not in dropped for k in keys)]:
+        counts: dict = {}
+        for keys in covered:
+            for key in set(keys):
+                counts[key] = counts.get(key, 0) + 1
+        dropped.add(min(counts, key=lambda k: (-counts[k], -often[k], repr(k))))
+    return frozenset(dropped)
+
+
+@functools.lru_cache(maxsize=None)
+def withheld_answers(problem: Problem) -> frozenset:
+    """The requests whose answers ``problem``'s public pack withholds (:func:`withheld`)."""
+    answers = _reusable_answers(_candidates(problem))
+    return withheld(answers, _asked(problem)) if answers else frozenset()
+
+
 def public_cases(problem: Problem) -> list[Case]:
-    """The cases of ``problem`` the self-check uses, drawn at the public seed."""
+    """The cases of ``problem`` the self-check uses, drawn at the public seed: those the self-check
+    can judge from data, less the withheld answers (at most :data:`MAX_PER_GROUP` a group)."""
     chosen, per_group = [], {}
-    for case in problem.cases(Draw(case_rng(PUBLIC_SEED, problem.name))):
-        facts_only = bool(case.public and case.public.fields) and \
-            all(f.startswith("facts.") for f in case.public.fields)  # a full-size model built, never run
-        if case.public is None or (case.heavy and case.public.speed is None and not facts_only):
+    held = withheld_answers(problem)
+    for case in _candidates(problem):
+        if held and stores_answer(case) and request_key(case) in held:
             continue
         per_group[case.group] = per_group.get(case.group, 0) + 1
         if per_group[case.group] <= MAX_PER_GROUP:

@@ -525,7 +525,8 @@ def proc_module(request, namespace, reader, writer):
     args = reader.decode(request.get("args", []))
     kwargs = reader.decode(request.get("kwargs", {}))
     if request.get("module_dtype") in ("float32", "float64"):  # module arguments in that dtype
-        args = [a.to(getattr(torch, request["module_dtype"])) if isinstance(a, torch.nn.Module) else a for a in args]
+        dtype = getattr(torch, request["module_dtype"])
+        args = [a.to(dtype) if isinstance(a, torch.nn.Module) else a for a in args]
     torch.manual_seed(int(request.get("seed", 0)))
     seen: set = set()
     with _op_trace(seen):  # a builder may call a library's model builder

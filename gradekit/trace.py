@@ -233,12 +233,19 @@ def check_canary(canary: dict, calls: PythonCalls | None) -> set[str]:
     return found
 
 
+#: The ``py:`` names of torch.nn.functional's Python functions start so.
+FUNCTIONAL = "py:torch.nn.functional."
+
+
 def trace_hits(ops, banned_ops=(), banned_calls=()) -> tuple[list[str], list[str]]:
     """``(banned, tampering)`` found in a trace: the banned operators and watched Python calls
     (``banned_calls`` are prefixes of the ``py:`` names, written without ``py:``), and the
     tampering seen. The judge and the self-check decide with this one rule."""
-    ops = set(ops or ())
-    hit = set(ops & set(banned_ops))
+    ops, banned_ops = set(ops or ()), set(banned_ops)
+    hit = ops & banned_ops
+    # a banned operator's Python function ran (torch.nn.functional.kl_div), even where the modes
+    # do not see it (inside a custom autograd Function, whose forward and backward run outside them)
+    hit |= {op for op in ops if op.startswith(FUNCTIONAL) and op[len(FUNCTIONAL):] in banned_ops}
     prefixes = tuple(banned_calls)
     if prefixes:
         hit |= {op for op in ops if op.startswith("py:") and op[3:].startswith(prefixes)}

@@ -25,7 +25,19 @@ whole request, applied by :func:`gradekit.capture.run_request`.
 Every run of a request is seeded the same way (``torch.manual_seed(seed)`` before
 the model is built, a ``torch.Generator().manual_seed(seed)`` for the batch order),
 so two models compared in one request start from the same seed and see the
-batches in the same order.
+batches in the same order. ``repeats: k`` runs the whole recipe k times, repeat j
+from ``seed + j * REPEAT_SEED_STRIDE``, its runs named ``name@j`` (j >= 1).
+
+``x_eval`` may be left out: the runs then return no evaluation outputs. ``return_state:
+[run, ...]`` adds ``state`` (the trained ``state_dict``, read with ``nn.Module``'s own
+method) to those runs: the judge evaluates models it knows entirely itself, from their
+weights, on images the kernel never sees.
+
+Graded code may not change torch while it runs: before and after each build, epoch,
+evaluation and run, the global hooks of ``torch.nn`` and ``torch.optim`` must be empty
+and the functions of the modules and classes the recipes rely on must be torch's own
+(:func:`library_problems`); otherwise the request ends with a ``LibraryPatched`` error
+at stage ``library check``. Hooks a model registers on its own modules are its business.
 
 Recipes and what they return (``runs[name]``: ``history`` (mean training loss per
 epoch), ``train_loss`` (the final loss on the whole training set, eval mode),
@@ -69,7 +81,7 @@ Top-level result: ``device``, ``train_seconds`` (all runs), ``threads`` and
 in ``history``, ``stopped: "non-finite loss"``); nothing is raised for it. Student
 exceptions become error records with the stage they happened in (``build``,
 ``train``, ``loss``, ``backward``, ``eval``, ``freeze``, ``param_groups``,
-``transfer``, ``augment: name``), followed by `` (run)`` when a request trains several models.
+``transfer``, ``augment: name``, ``library check``), followed by `` (run)`` when a request trains several models.
 
 A request without ``recipe`` is the original ``train`` request (one ``factory``,
 data at the top level, SGD lr 0.05 batch 64 five epochs by default) and returns
@@ -80,11 +92,167 @@ from __future__ import annotations
 import math
 import time
 
-from .capture import StudentError, _lookup, _stage
+from .capture import StudentError, _lookup, _op_trace, _stage
 
 IGNORE_INDEX = 255
 EVAL_BATCH = 1024
 MAX_STEP_LOSSES = 20000
+#: ``repeats: k`` runs the recipe k times, repeat j from ``seed + j * REPEAT_SEED_STRIDE``.
+REPEAT_SEED_STRIDE = 7919
+#: The error's message (then what was found): hooks on the student's own modules stay allowed.
+LIBRARY_MESSAGE = "global module hooks / patched library functions are not allowed while graded code runs"
+
+
+# ------------------------------------------------------------------ library integrity
+class LibraryPatched(RuntimeError):
+    """Torch's global hooks are set, or a function the recipe relies on is not torch's own."""
+
+
+#: Modules whose functions the recipes rely on (directly or inside torch): every Python
+#: function found in them must be torch's own (or the standard library's wrapping torch's).
+_WATCHED_MODULES = ("torch", "torch.nn.functional", "torch.nn.modules.module", "torch.nn.init",
+                    "torch.optim.optimizer", "torch.optim.adam", "torch.optim.adamw", "torch.optim.sgd",
+                    "torch.autograd", "torch.autograd.graph")
+#: Module-level dicts of hooks that apply to every module or optimizer: they must be empty.
+_GLOBAL_HOOKS = (("torch.nn.modules.module", "_global_"), ("torch.optim.optimizer", "_global_optimizer_"))
+
+
+def _library_dirs() -> tuple[str, tuple[str, ...]]:
+    """(torch's package folder, the folders of code that may wrap torch's: the standard library
+    and typing_extensions beside torch)."""
+    import os
+    import sysconfig
+
+    import torch
+
+    torch_dir = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
+    site = os.path.dirname(torch_dir.rstrip(os.sep))
+    return torch_dir, (sysconfig.get_paths()["stdlib"] + os.sep, os.path.join(site, "typing_extensions.py"))
+
+
+def _foreign_code(fn, dirs, seen: set, depth: int = 0) -> str | None:
+    """Where ``fn`` (a function, or a method, property or wrapper holding one) comes from when that
+    is not torch: its code's file outside torch's folder (and outside the standard library's, whose
+    wrappers torch uses), code that claims such a file but is not that file's own
+    (:func:`gradekit.trace.genuine`), torch's code with another module's globals, or a wrapper
+    around such a function. None when it is torch's."""
+    import functools
+    import types
+
+    from .trace import genuine
+
+    if isinstance(fn, (classmethod, staticmethod, types.MethodType)):
+        fn = fn.__func__
+    if isinstance(fn, property):
+        return next((w for f in (fn.fget, fn.fset, fn.fdel) if (w := _foreign_code(f, dirs, seen, depth))), None)
+    if isinstance(fn, functools.partial):
+        fn = fn.func
+    if not isinstance(fn, types.FunctionType) or id(fn) in seen or depth > 4:
+        return None
+    seen.add(id(fn))
+    torch_dir, wrappers = dirs
+    where = fn.__code__.co_filename
+    if not where.startswith((torch_dir, "<frozen ") + wrappers):
+        return where
+    if not genuine(fn.__code__):
+        return f"code that only claims the file {where}"
+    if where.startswith(torch_dir) and not str(fn.__globals__.get("__name__", "")).startswith("torch"):
+        return f"{where} (with the globals of {fn.__globals__.get('__name__')!r})"
+    inner = [cell.cell_contents for cell in (fn.__closure__ or ()) if _has_contents(cell)]
+    inner.append(fn.__dict__.get("__wrapped__"))
+    return next((w for f in inner if (w := _foreign_code(f, dirs, seen, depth + 1))), None)
+
+
+def _foreign_object(value, dirs, seen: set) -> str | None:
+    """For a callable object or a descriptor (something that can stand in for a function or a
+    method): where a method of its class, or the function it wraps (``__wrapped__``), comes from
+    when that is not torch (:func:`_foreign_code`). None for functions and classes."""
+    cls = type(value)
+    if cls is type or not (callable(value) or hasattr(cls, "__get__")):
+        return None
+    wrapped = vars(value).get("__wrapped__") if hasattr(value, "__dict__") else None
+    where = _foreign_code(wrapped, dirs, seen) if wrapped is not None else None
+    if where:
+        return f"an object of class {cls.__qualname__} wrapping code from {where}"
+    if id(cls) in seen:
+        return None
+    for klass in cls.__mro__[:-1]:
+        for attr, member in vars(klass).items():
+            where = _foreign_code(member, dirs, seen)
+            if where:
+                return f"an object of class {cls.__qualname__} whose {attr} comes from {where}"
+    seen.add(id(cls))
+    return None
+
+
+def _has_contents(cell) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+        return True
+    except ValueError:  # an empty cell
+        return False
+
+
+def _hook_problems() -> list[str]:
+    """The global hook dicts of torch.nn and torch.optim that are not empty (or not dicts any more)."""
+    import sys
+    from collections import OrderedDict
+
+    found = []
+    for module_name, prefix in _GLOBAL_HOOKS:
+        module = sys.modules.get(module_name)
+        for name, value in (vars(module).items() if module is not None else ()):
+            if not name.startswith(prefix) or name == "_global_is_full_backward_hook":
+                continue
+            if type(value) not in (dict, OrderedDict):
+                found.append(f"{module_name}.{name} was replaced by a {type(value).__name__}")
+            elif dict.__len__(value):
+                found.append(f"{module_name}.{name} holds {dict.__len__(value)} hook(s)")
+    return found
+
+
+def _watched_classes() -> list:
+    """Module, Tensor, the optimizers and every torch.nn layer class (as bound now), with their
+    torch base classes."""
+    import torch
+
+    classes = [torch.nn.Module, torch.Tensor, torch.optim.Optimizer, torch.optim.Adam, torch.optim.AdamW,
+               torch.optim.SGD]
+    classes += [v for v in vars(torch.nn).values() if isinstance(v, type) and issubclass(v, torch.nn.Module)]
+    bases = [b for c in classes for b in c.__mro__ if b not in (object,) and b.__module__.startswith("torch")]
+    return list(dict.fromkeys(classes + bases))
+
+
+def library_problems(functions: bool = True) -> list[str]:
+    """What is wrong with torch's state now: non-empty global hook dicts; with ``functions``, the
+    functions and methods of :data:`_WATCHED_MODULES` and :func:`_watched_classes` whose code is
+    not torch's (a few milliseconds)."""
+    import sys
+
+    import torch
+
+    found = _hook_problems()
+    getter = getattr(torch._C._autograd, "_top_saved_tensors_default_hooks", None)
+    if callable(getter) and getter(False) is not None:
+        found.append("default saved-tensor hooks are set (torch.autograd.graph.saved_tensors_hooks)")
+    if not functions:
+        return found
+    dirs, seen = _library_dirs(), set()
+    namespaces = [sys.modules[m] for m in _WATCHED_MODULES if m in sys.modules] + _watched_classes()
+    for namespace in namespaces:
+        for name, value in list(vars(namespace).items()):
+            where = _foreign_code(value, dirs, seen) or _foreign_object(value, dirs, seen)
+            if where:
+                found.append(f"{getattr(namespace, '__name__', namespace)}.{name} is not torch's own ({where})")
+    return found
+
+
+def check_library(stage: str, functions: bool = True) -> None:
+    """Raise a StudentError at ``stage`` when :func:`library_problems` finds anything."""
+    found = library_problems(functions)
+    if found:
+        more = f"; and {len(found) - 1} more" if len(found) > 1 else ""
+        raise StudentError(stage, LibraryPatched(f"{LIBRARY_MESSAGE} ({found[0]}{more})"))
 
 
 # ---------------------------------------------------------------- configuration
@@ -130,6 +298,16 @@ class _Context:
         raw = request.get("data")
         self._raw_data = raw if isinstance(raw, dict) else request
         self._data: dict = {}
+        self.seen: set = set()  # what the student's functions ran (their calls and backward passes)
+
+    def traced(self):
+        """The operator and Python-call trace (:func:`gradekit.capture._op_trace`) around a call of the
+        student's own function (a loss, an augmentation) or the backward pass through it: the
+        judge applies the problem's bans to what ran there too (``ops`` of the result)."""
+        return _op_trace(self.seen)
+
+    def has(self, key: str) -> bool:
+        return key in self._raw_data
 
     def data(self, key: str, labels: bool = False):
         if key not in self._data:
@@ -172,8 +350,11 @@ def _build(ctx: _Context, desc: dict, run: str, seed: int, extra_kwargs: dict | 
     torch.manual_seed(seed)
     if "sequential" in desc:
         parts = [_part(ctx, part, run) for part in desc["sequential"]]
-        return _stage(ctx.stage("build", run), torch.nn.Sequential(*parts).to, ctx.device)
-    return _stage(ctx.stage("build", run), _part(ctx, desc, run, extra_kwargs).to, ctx.device)
+        model = _stage(ctx.stage("build", run), torch.nn.Sequential(*parts).to, ctx.device)
+    else:
+        model = _stage(ctx.stage("build", run), _part(ctx, desc, run, extra_kwargs).to, ctx.device)
+    check_library(ctx.stage("library check", run))
+    return model
 
 
 def _part(ctx: _Context, desc: dict, run: str, extra_kwargs: dict | None = None):
@@ -237,7 +418,8 @@ def _fit(ctx: _Context, run: str, model, x, y, cfg: _Config, loss=None, params=N
                     + (f" of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else "")
                     + ", not a scalar tensor"))
             opt.zero_grad()
-            _stage(ctx.stage("backward", run), value.backward)
+            with ctx.traced() if getattr(loss, "traced", False) else _untraced():
+                _stage(ctx.stage("backward", run), value.backward)
             opt.step()
             v = float(value.detach())
             if cfg.record_steps and len(steps) < MAX_STEP_LOSSES:
@@ -247,9 +429,11 @@ def _fit(ctx: _Context, run: str, model, x, y, cfg: _Config, loss=None, params=N
                 stopped = "non-finite loss"
                 break
         history.append(total / max(count, 1) if math.isfinite(total) else float("nan"))
+        check_library(ctx.stage("library check", run), functions=False)
         if stopped:
             break
     ctx.sync()
+    check_library(ctx.stage("library check", run))
     out = {"history": history, "seconds": time.perf_counter() - start, "epochs": len(history)}
     if cfg.record_steps:
         out["step_losses"] = steps
@@ -266,12 +450,26 @@ def _outputs(ctx: _Context, run: str, model, x, cfg: _Config):
     chunks = []
     with torch.no_grad():
         for i in range(0, len(x), cfg.eval_batch):
+            check_library(ctx.stage("library check", run), functions=False)
             out = _stage(ctx.stage("eval", run), model, x[i:i + cfg.eval_batch])
             if not isinstance(out, torch.Tensor):
                 raise StudentError(ctx.stage("eval", run),
                                    TypeError(f"the model returned {type(out).__name__}, not a tensor"))
             chunks.append(out)
+    check_library(ctx.stage("library check", run))
     return chunks[0] if len(chunks) == 1 else _stage(ctx.stage("eval", run), torch.cat, chunks)
+
+
+def _state(ctx: _Context, run: str, model) -> dict:
+    """``run``'s ``state`` entry when the request asks for it (``return_state``: the runs whose
+    trained weights the judge evaluates itself): the state_dict, read with Module's own method."""
+    import torch
+
+    wanted = ctx.request.get("return_state") or ()
+    if run not in wanted:
+        return {}
+    state = torch.nn.Module.state_dict(model)
+    return {"state": ctx.writer.encode({k: v.detach().cpu() for k, v in state.items()})}
 
 
 def _train_loss(ctx: _Context, run: str, model, x, y, cfg: _Config, ignore_index: int | None = None):
@@ -283,6 +481,7 @@ def _train_loss(ctx: _Context, run: str, model, x, y, cfg: _Config, ignore_index
     total, count = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(x), cfg.eval_batch):
+            check_library(ctx.stage("library check", run), functions=False)
             out = _stage(ctx.stage("eval", run), model, x[i:i + cfg.eval_batch])
             target = y[i:i + cfg.eval_batch]
             try:  # outputs that cannot be scored (a wrong shape) are the judge's to report
@@ -299,10 +498,17 @@ def _classify_run(ctx: _Context, run: str, model, cfg: _Config, loss=None, param
                   eval_logits: bool = True, epoch_x=None) -> dict:
     x, y = ctx.data("x_train"), ctx.data("y_train", labels=True)
     result = _fit(ctx, run, model, x, y, cfg, loss=loss, params=params, on_train=on_train, epoch_x=epoch_x)
-    if eval_logits:
+    if eval_logits and ctx.has("x_eval"):
         result["eval_logits"] = ctx.writer.encode(_outputs(ctx, run, model, ctx.data("x_eval"), cfg))
     result["train_loss"] = _train_loss(ctx, run, model, x, y, cfg)
+    result.update(_state(ctx, run, model))
     return result
+
+
+def _untraced():
+    from contextlib import nullcontext
+
+    return nullcontext()
 
 
 def _student_loss(ctx: _Context, run: str, spec, *fixed):
@@ -310,8 +516,10 @@ def _student_loss(ctx: _Context, run: str, spec, *fixed):
     name, fn, kwargs = ctx.student_fn(spec, "loss")
 
     def loss(out, idx):
-        return _stage(ctx.stage("loss", run), fn, out, *(t[idx] for t in fixed), **kwargs)
+        with ctx.traced():
+            return _stage(ctx.stage("loss", run), fn, out, *(t[idx] for t in fixed), **kwargs)
 
+    loss.traced = True  # the backward pass through it is traced too (:func:`_fit`)
     return loss
 
 
@@ -359,7 +567,8 @@ def _augmenter(ctx: _Context, run: str, steps: list, x, epochs: int):
                 for j, combo in enumerate(combos):
                     rows = torch.from_numpy(np.flatnonzero(inverse == j)).to(out.device)
                     values = {k: scalar(v) for k, v in zip(names, combo)}
-                    got = _stage(stage, fn, out[rows], **kwargs, **values)
+                    with ctx.traced():
+                        got = _stage(stage, fn, out[rows], **kwargs, **values)
                     if not isinstance(got, torch.Tensor) or tuple(got.shape) != tuple(out[rows].shape):
                         raise StudentError(stage, TypeError(
                             f"{name}(...) returned {type(got).__name__}"
@@ -408,8 +617,10 @@ def recipe_distill(ctx: _Context) -> dict:
         runs["teacher"] = _classify_run(ctx, "teacher", teacher, teacher_cfg)
     else:
         runs["teacher"] = {"history": [], "seconds": 0.0, "epochs": 0,
-                           "eval_logits": ctx.writer.encode(_outputs(ctx, "teacher", teacher, ctx.data("x_eval"), cfg)),
-                           "train_loss": _train_loss(ctx, "teacher", teacher, x, y, cfg)}
+                           "train_loss": _train_loss(ctx, "teacher", teacher, x, y, cfg), **_state(ctx, "teacher", teacher)}
+        if ctx.has("x_eval"):
+            runs["teacher"]["eval_logits"] = ctx.writer.encode(_outputs(ctx, "teacher", teacher, ctx.data("x_eval"),
+                                                                        cfg))
     teacher_logits = _outputs(ctx, "teacher", teacher, x, teacher_cfg).detach().float()
     del teacher  # its logits on the training set are fixed targets from here on
     student_desc = models["student"]
@@ -563,6 +774,7 @@ RECIPES = {"classify": recipe_classify, "distill": recipe_distill, "transfer": r
 def _legacy(request, namespace, reader, writer) -> dict:
     """The original ``train`` request: one factory, data and budget at the top level."""
     ctx = _Context(request, namespace, reader, writer)
+    check_library("library check")
     cfg = _Config(request, legacy=True)
     model = _build(ctx, {"factory": request["factory"], "args": request.get("args", []),
                          "kwargs": request.get("kwargs", {})}, "model", cfg.seed)
@@ -583,12 +795,18 @@ def run(request: dict, namespace: dict, reader, writer) -> dict:
     if recipe is None:
         raise ValueError(f"unknown training recipe {request['recipe']!r}")
     ctx = _Context(request, namespace, reader, writer)
+    check_library("library check")
     ctx.sync()
     start = time.perf_counter()
-    runs = recipe(ctx)
+    runs = {}
+    seed = int(request.get("seed", 0))
+    for k in range(max(1, int(request.get("repeats", 1)))):
+        ctx.request = request if k == 0 else {**request, "seed": seed + k * REPEAT_SEED_STRIDE}
+        runs.update({name if k == 0 else f"{name}@{k}": value for name, value in recipe(ctx).items()})
     ctx.sync()
+    check_library("library check")
     result = {"device": str(reader.device), "train_seconds": time.perf_counter() - start,
-              "threads": int(torch.get_num_threads()), "runs": runs}
+              "threads": int(torch.get_num_threads()), "runs": runs, "ops": sorted(ctx.seen)}
     if str(reader.device).startswith("cuda"):
         result["gpu"] = str(torch.cuda.get_device_name(torch.device(reader.device)))
     return result

@@ -10,7 +10,8 @@ its notebook, reference, checks and wrong-answer corpus, and no test code here:
 - every group a problem draws is declared with a hint and a weight;
 - messages never show the reference's values;
 - for ``CONTRACT_SEEDS`` seeds (1,000 by default) every case a problem's generator
-  draws is one the reference passes (heavy cases, training and timing, on a few).
+  draws is one the reference passes (heavy cases on a few: timing and full-size models on
+  ``HEAVY_SEEDS``, training smoke tests on ``TRAINING_SEEDS``).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import torch
 
 import gradekit
 from autograder.cases import Draw
+from autograder.cases.training import is_training_case
 from autograder.checks import ASSIGNMENTS, problems_for
 from autograder.judge import Judge, case_rng
 from autograder.local import grade_namespace
@@ -39,6 +41,11 @@ from .corpus import BAN_TEXT, corpus, load, solution_lines, stub
 pytestmark = pytest.mark.usefixtures("one_thread")
 SEEDS = int(os.environ.get("CONTRACT_SEEDS", "1000"))
 HEAVY_SEEDS = 3
+#: Training smoke tests run for more seeds than the other heavy cases, every one of them: each
+#: seed draws its own data (evaluation images, shapes, picks) and trains from its own seed. One
+#: seed of all 14 costs about 40 s of one core (12 s of it week 4's U-Net); 8 seeds add about 4
+#: minutes to the suite. benchmarks/smoke_margins.py measures the reference over 200.
+TRAINING_SEEDS = int(os.environ.get("CONTRACT_TRAINING_SEEDS", "8"))
 #: Distinct cases run per problem: all of them up to this many, else the boundary ones and a sample.
 DISTINCT_BUDGET = int(os.environ.get("CONTRACT_DISTINCT", "400"))
 SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
@@ -217,20 +224,24 @@ def test_every_drawn_case_passes_the_reference(assignment):
     and the judge's check with the reference as the student, up to ``DISTINCT_BUDGET``
     per problem; past that, every one at the boundary (the smallest and the largest
     value of each size and scalar, per structure) and a random sample of the rest.
-    Heavy cases (training, timing, full-size models) run for the first seeds.
+    Heavy cases (timing, full-size models) run for the first ``HEAVY_SEEDS`` seeds, training
+    smoke tests for the first ``TRAINING_SEEDS``, every one of them.
     """
     namespace, _ = reference_namespace(assignment)
     problems = problems_for(assignment)
     for name, problem in problems.items():
-        distinct, drawn = {}, 0
+        distinct, drawn, training = {}, 0, []
         for seed in range(SEEDS):
             for case in problem.cases(Draw(case_rng(seed, name))):
                 drawn += 1
+                if is_training_case(case):
+                    training += [case] if seed < TRAINING_SEEDS else []
+                    continue
                 if (case.heavy and seed >= HEAVY_SEEDS) or (case.secret is not None and not case.raises):
                     continue  # (an integer case's answer is the reference's, computed as it was drawn)
                 request = case.request() if callable(case.request) else case.request
                 distinct.setdefault(_signature((case.group, case.raises, request)), case)
-        cases = _boundary(distinct, DISTINCT_BUDGET, np.random.default_rng(0))
+        cases = _boundary(distinct, DISTINCT_BUDGET, np.random.default_rng(0)) + training
         for start in range(0, len(cases), 400):
             chunk = cases[start:start + 400]
             with tempfile.TemporaryDirectory(prefix="contract-", dir=SCRATCH) as tmp:

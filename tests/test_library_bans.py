@@ -121,6 +121,49 @@ def test_a_backward_that_calls_the_builtin_scores_zero():
     assert verdict.fraction == 0 and "while it runs" in lines, lines
 
 
+class _DistillationByHand(torch.autograd.Function):
+    """The reference's value computed without autograd; the gradient from F.kl_div."""
+
+    @staticmethod
+    def forward(ctx, s, t, y, T, alpha):
+        ctx.save_for_backward(s, t, y)
+        ctx.args = (T, alpha)
+        with torch.no_grad():
+            return w5.distillation_loss(s, t, y, T, alpha)
+
+    @staticmethod
+    def backward(ctx, grad):
+        s, t, y = ctx.saved_tensors
+        T, alpha = ctx.args
+        with torch.enable_grad():
+            s_ = s.detach().requires_grad_()
+            soft = F.kl_div(F.log_softmax(s_ / T, 1), F.log_softmax(t / T, 1), reduction="batchmean",
+                            log_target=True)
+            g, = torch.autograd.grad(alpha * T * T * soft + (1 - alpha) * F.cross_entropy(s_, y), s_, grad)
+        return g, None, None, None, None
+
+
+def distillation_backward_builtin(student_logits, teacher_logits, target, T=4.0, alpha=0.9):
+    return _DistillationByHand.apply(student_logits, teacher_logits.detach(), target, T, alpha)
+
+
+def distillation_builtin_only_in_training(student_logits, teacher_logits, target, T=4.0, alpha=0.9):
+    """The reference when the grader calls it directly; F.kl_div inside the training loop."""
+    import inspect
+
+    if any(f.function == "_fit" for f in inspect.stack(0)):
+        soft = F.kl_div(F.log_softmax(student_logits / T, 1), F.log_softmax(teacher_logits.detach() / T, 1),
+                        reduction="batchmean", log_target=True)
+        return alpha * T * T * soft + (1 - alpha) * F.cross_entropy(student_logits, target)
+    return w5.distillation_loss(student_logits, teacher_logits, target, T, alpha)
+
+
+@pytest.mark.parametrize("loss", [distillation_backward_builtin, distillation_builtin_only_in_training])
+def test_a_loss_whose_backward_or_training_calls_the_builtin_scores_zero(loss):
+    verdict, lines = grade(W5, "distillation_loss", loss)
+    assert verdict.fraction == 0 and "torch.nn.functional.kl_div" in lines, lines
+
+
 # ----------------------------------------------------------------------------- the trace switched off
 def conv_transpose_untraced(x, weight, bias=None, stride=1, padding=0, output_padding=0):
     from torch.utils._python_dispatch import _disable_current_modes

@@ -15,6 +15,7 @@ import types
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import coursedata
@@ -521,3 +522,243 @@ def test_accuracy_and_miou():
     # class 0: inter 1, union 2; class 1: inter 1, union 2; class 2 absent everywhere: left out
     assert miou(pred, target, 3) == pytest.approx(0.5)
     assert math.isnan(miou(np.zeros((2, 2)), np.full((2, 2), 255), 2))
+
+
+# --------------------------------------------------------------------- answered smoke tests
+def public_answers():
+    """A lookup of the public test digits: image bytes -> label (what a kernel can rebuild)."""
+    d = coursedata.digits()
+    return {x.tobytes(): int(y) for x, y in zip(d.x_test, d.y_test)}
+
+
+def answering_hook(table):
+    """A global forward hook replacing any (N, 10) output by one-hot answers looked up from
+    the module's input images (the attack: a model that learns nothing, answered by a hook)."""
+    def hook(module, inputs, output):
+        x = inputs[0] if inputs else None
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or output.dim() != 2:
+            return output
+        labels = [table.get(img.detach().cpu().numpy().tobytes(), 0) for img in x]
+        return 50 * F.one_hot(torch.tensor(labels), output.shape[1]).float().to(output.device)
+    return hook
+
+
+def test_a_global_hook_answering_the_labels_is_refused(tmp_path):
+    d, data = digits_data()
+    case = training_case("trains", "net", "classify", {"model": student("Constant")}, data, Budget(epochs=1),
+                         accuracy_at_least(d.y_test, 0.8))
+    handle = torch.nn.modules.module.register_module_forward_hook(answering_hook(public_answers()))
+    try:  # without the refusal this model would pass with 100%
+        outcome = run_case(case, {"Constant": Constant}, tmp_path / "before")
+    finally:
+        handle.remove()
+    assert outcome.status == "error" and outcome.stage == "library check"
+    assert outcome.error["type"] == "LibraryPatched"
+    text = error_message("Constant", outcome, case.label)
+    assert "global module hooks / patched library functions are not allowed while graded code runs" in text
+    assert "_global_forward_hooks holds 1 hook" in text
+
+    handles = []
+
+    def hooked(num_classes=10):  # registered by the student's factory, during the request
+        handles.append(torch.nn.modules.module.register_module_forward_hook(answering_hook(public_answers())))
+        return Constant(num_classes)
+
+    class Sneaky(Constant):  # registered in the first training step, answering in eval mode only
+        def forward(self, x):
+            if self.training and not handles:
+                answer = answering_hook(public_answers())
+                handles.append(torch.nn.modules.module.register_module_forward_hook(
+                    lambda m, i, o: o if m.training else answer(m, i, o)))
+            return super().forward(x)
+
+    for name, factory in (("build", hooked), ("training", Sneaky)):
+        try:
+            outcome = run_case(case, {"Constant": factory}, tmp_path / name)
+        finally:
+            handles.pop().remove()
+        assert outcome.status == "error" and outcome.stage == "library check", (name, outcome.data)
+
+
+class SelfHooked(nn.Module):
+    """An honest model that adds and removes hooks on its own layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = mlp(32)
+        self.handle = self.body[1].register_forward_hook(lambda m, i, o: torch.relu(o) - torch.relu(-o))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def test_library_functions_patched_while_graded_code_runs_are_refused(tmp_path):
+    d, data = digits_data()
+    case = training_case("trains", "net", "classify", {"model": student("make")}, data, Budget(epochs=1),
+                         accuracy_at_least(d.y_test, 0.5))
+    ok = run_case(case, {"make": SelfHooked}, tmp_path / "own hooks")  # hooks on its own modules: fine
+    assert ok.ok and case.check(ok) is None
+
+    originals = {(F, "cross_entropy"): F.cross_entropy, (torch.optim.Adam, "step"): torch.optim.Adam.step,
+                 (torch.Tensor, "backward"): torch.Tensor.backward, (nn.Module, "__call__"): nn.Module.__call__}
+    for i, ((owner, name), original) in enumerate(originals.items()):
+        def patched(*args, __original=original, **kwargs):
+            return __original(*args, **kwargs)
+
+        def make(patched=patched, owner=owner, name=name):  # the factory patches torch
+            setattr(owner, name, patched)
+            return mlp(16)
+
+        try:
+            outcome = run_case(case, {"make": make}, tmp_path / str(i))
+        finally:
+            setattr(owner, name, original)
+        assert outcome.status == "error" and outcome.error["type"] == "LibraryPatched", (name, outcome.data)
+        assert f"{name} is not torch's own ({__file__})" in outcome.error["message"]
+    from gradekit.training import library_problems
+    assert library_problems() == []
+
+
+class Answering:
+    """A descriptor standing in for a method: no function of its own in the class it patches."""
+
+    def __init__(self, original):
+        self.original = original
+
+    def __get__(self, module, owner=None):
+        return self if module is None else (lambda x: self.original(module, x))
+
+
+def test_objects_wrappers_and_forged_code_standing_in_for_torch_are_found():
+    import functools
+
+    from gradekit.training import library_problems
+
+    def ce(*args, **kwargs):
+        return original(*args, **kwargs)
+
+    original, forward = F.cross_entropy, nn.Sequential.forward
+    forged = types.FunctionType(ce.__code__.replace(co_filename=F.__file__), vars(F), "cross_entropy",
+                                None, ce.__closure__)
+    for owner, name, value, what in ((nn.Sequential, "forward", Answering(forward), "class Answering whose"),
+                                     (F, "cross_entropy", functools.lru_cache(ce), "class _lru_cache_wrapper wrapping"),
+                                     (F, "cross_entropy", forged, "code that only claims the file")):
+        previous = vars(owner)[name]
+        setattr(owner, name, value)
+        try:
+            found = library_problems()
+        finally:
+            setattr(owner, name, previous)
+        assert len(found) == 1 and found[0].startswith(f"{owner.__name__}.{name} is not torch's own"), found
+        assert what in found[0], found
+    assert library_problems() == []
+
+
+def test_exact_and_positional_lookups_fail_on_the_gradings_evaluation_images():
+    from autograder.cases import Draw
+    from autograder.cases.training import unseen_images
+
+    d = coursedata.digits()
+    x, y = unseen_images(Draw(7), d.x_test, d.y_test)
+    again, _ = unseen_images(Draw(7), d.x_test, d.y_test)
+    other, _ = unseen_images(Draw(8), d.x_test, d.y_test)
+    assert np.array_equal(x, again) and not np.array_equal(x, other)
+    assert x.dtype == np.float32 and x.shape == d.x_test.shape and x.min() >= 0 and x.max() <= 1
+    table = public_answers()
+    assert not any(img.tobytes() in table for img in x)  # no image is a public one
+    assert np.mean(y == d.y_test) < 0.3  # the labels in another order: answering y_test in turn fails
+    # still the same digits: each one's nearest public image is its own, and has its label
+    nearest = np.argmin(((x.reshape(len(x), 1, -1) - d.x_test.reshape(1, len(x), -1)) ** 2).sum(-1), 1)
+    assert np.mean(d.y_test[nearest] == y) > 0.95
+
+
+def fixed_mlp(hidden=32):
+    return fixed(ModuleSpec("torch.nn.Sequential", args=(
+        ModuleSpec("torch.nn.Flatten"), ModuleSpec("torch.nn.Linear", (64, hidden)), ModuleSpec("torch.nn.ReLU"),
+        ModuleSpec("torch.nn.Linear", (hidden, 10)))))
+
+
+def test_fixed_models_are_evaluated_by_the_judge_from_their_trained_weights(tmp_path):
+    d, data = digits_data()
+    case = training_case("trains", "mlp", "classify", {"model": fixed_mlp()}, data, Budget(epochs=2),
+                         accuracy_at_least(d.y_test, 0.85))
+    assert set(case.request["data"]) == {"x_train", "y_train"}  # the evaluation images stay here
+    assert case.request["return_state"] == ["model"]
+    outcome = run_case(case, {}, tmp_path)
+    assert outcome.ok and "eval_logits" not in outcome.runs["model"] and case.check(outcome) is None
+    state = outcome.runs["model"]["state"]
+    assert set(state) == {"1.weight", "1.bias", "3.weight", "3.bias"}
+
+    def tampered(**changes):
+        return Outcome("ok", {**outcome.data, "runs": {"model": {**outcome.runs["model"], **changes}}})
+
+    answers = np.eye(10, dtype=np.float32)[d.y_test] * 50  # logits from the kernel are not read
+    zeros = {k: np.zeros_like(v) for k, v in state.items()}
+    message = case.check(tampered(state=zeros, eval_logits=answers))
+    assert re.search(r"accuracy \d+\.\d%, below the 85% bar", message), message
+    missing = {k: v for k, v in state.items() if k != "3.bias"}
+    assert "its trained weights do not fit the network any more" in case.check(tampered(state=missing))
+    assert "did not return its trained weights" in case.check(tampered(state=None))
+
+
+def test_a_distillation_loss_that_teaches_nothing_fails_even_with_a_hook(tmp_path):
+    d, data = digits_data()
+    teacher = fixed(ModuleSpec("torch.nn.Sequential", args=(
+        ModuleSpec("torch.nn.Flatten"), ModuleSpec("torch.nn.Linear", (64, 64)), ModuleSpec("torch.nn.ReLU"),
+        ModuleSpec("torch.nn.Linear", (64, 10)))))
+    case = training_case("distils", "distilled mlp", "distill", {"teacher": teacher, "student": fixed_mlp(16)}, data,
+                         Budget(epochs=2), accuracy_at_least(d.y_test, 0.8, run="student"),
+                         loss={"fn": "distillation_loss", "kwargs": {}}, teacher=Budget(epochs=2))
+    assert "x_eval" not in case.request["data"]
+
+    def distillation_loss(student_logits, teacher_logits, target):
+        return 0 * student_logits.sum()
+
+    outcome = run_case(case, {"distillation_loss": distillation_loss}, tmp_path / "nothing")
+    message = case.check(outcome)
+    assert "the student model: accuracy" in message and "below the 80% bar" in message
+    handle = torch.nn.modules.module.register_module_forward_hook(answering_hook(public_answers()))
+    try:
+        hooked = run_case(case, {"distillation_loss": distillation_loss}, tmp_path / "hooked")
+    finally:
+        handle.remove()
+    assert hooked.status == "error" and hooked.error["type"] == "LibraryPatched"
+
+
+def test_repeats_train_again_from_other_seeds_and_verdicts_average_them(tmp_path):
+    d, data = digits_data()
+    case = training_case("trains", "mlp", "classify", {"model": fixed_mlp(8)}, data, Budget(epochs=1),
+                         accuracy_at_least(d.y_test, 0.999), repeats=3)
+    outcome = run_case(case, {}, tmp_path)
+    assert outcome.ok and set(outcome.runs) == {"model", "model@1", "model@2"}
+    curves = [outcome.runs[k]["history"] for k in ("model", "model@1", "model@2")]
+    assert curves[0] != curves[1] != curves[2]
+    message = case.check(outcome)
+    accs = re.search(r"accuracy (\d+\.\d)% \(mean of (\d+\.\d)%, (\d+\.\d)%, (\d+\.\d)%\)", message)
+    assert accs, message
+    assert float(accs.group(1)) == pytest.approx(np.mean([float(accs.group(i)) for i in (2, 3, 4)]), abs=0.1)
+    assert case.check.margin(outcome) == pytest.approx(float(accs.group(1)) / 100 - 0.999, abs=1e-3)
+
+
+def test_data_made_per_grading_is_made_only_when_the_case_is_written(tmp_path):
+    made = []
+
+    def data():
+        made.append(1)
+        x, y = shapes(48)
+        return {"x_train": x, "y_train": y, "x_eval": shapes(16, seed=1)[0]}
+
+    case = training_case("trains", "tiny FCN", "segment", {"model": student("tiny_fcn")}, data,
+                         Budget(epochs=3, lr=1e-2, batch_size=16), miou_at_least(lambda: shapes(16, seed=1)[1], 3, 0.3))
+    assert callable(case.request) and not made
+    outcome = run_case(types.SimpleNamespace(request=case.request()), {"tiny_fcn": tiny_fcn}, tmp_path)
+    assert outcome.ok and case.check(outcome) is None and case.check.margin(outcome) > 0 and made == [1]
+
+
+def test_the_margin_benchmark_runs_a_smoke_test_through_the_real_case():
+    from benchmarks.smoke_margins import reference_namespace, run_one, smoke_tests
+
+    tests = smoke_tests(("w2_normalization",))
+    assert ("w2_normalization", "make_cnn", "trains (none)") in tests
+    row = run_one("w2_normalization", "make_cnn", "trains (none)", 5, reference_namespace("w2_normalization"))
+    assert row["passed"] and 0 < row["margin"] < 0.4 and row["seconds"] > 0, row

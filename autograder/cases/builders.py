@@ -219,12 +219,16 @@ def steps(problem: Problem, group: str, label: str, variables: dict, calls: list
 
 
 def module(problem: Problem, group: str, label: str, check: Callable[[Outcome], str | None], *args,
-           inputs=(), train: bool = False, state: dict | None = None, **kwargs) -> Case:
+           inputs=(), train: bool = False, state: dict | None = None, fields: dict | None = None, **kwargs) -> Case:
     """Build ``problem.name(*args, **kwargs)`` in the kernel, report its facts (parameter
     count, ``state_dict`` shapes, submodule types), optionally load ``state``
-    (``strict=True``) and run it on ``inputs``; ``check(outcome)`` judges."""
+    (``strict=True``) and run it on ``inputs``; ``check(outcome)`` judges.
+
+    fields: further request fields of :func:`gradekit.capture.proc_module` (``train_inputs``,
+    ``reseed``, ``return_state``, ``return_inputs``, ``backward``, ``stack``, ``double``,
+    ``module_dtype``, ``keep_device``, ``device``)."""
     request = {"proc": "module", "cls": problem.name, "args": list(args), "kwargs": kwargs,
-               "inputs": list(inputs), "train": train}
+               "inputs": list(inputs), "train": train, **(fields or {})}
     if state is not None:
         request["state"] = state
     return Case(request, check, label, group)

@@ -109,7 +109,7 @@ class PadAndCrop(_Transform):
         shifts help (smoke test) [2]: a CNN trained on 300 centred digits is tested on digits moved 1 or 2
             pixels down and to the right. The same CNN trained with your pad_and_crop(img, 2, top, left) applied
             before each epoch (top and left drawn by the grader in 0..2: moves of 0 to 2 pixels down and right)
-            should beat it by more than 10 points and reach 75% on them. If it does not, check which way
+            should beat it by more than 5 points and reach 70% on them. If it does not, check which way
             (top, left) moves the picture: the window starting above the image moves the picture down.""")
 
     def alternatives(self, padding, top, left):
@@ -162,8 +162,8 @@ class Rotate(_Transform):
         float32: keep the input's dtype.
         rotations help (smoke test) [2]: a CNN trained on 300 upright digits is tested on digits turned 10 to
             30 degrees counter-clockwise. The same CNN trained with your rotate(img, angle) applied before each
-            epoch (angles drawn by the grader in 0..30 degrees) should beat it by more than 10 points and reach
-            75% on them. If it does not, check the direction: positive angles turn the picture counter-clockwise.""")
+            epoch (angles drawn by the grader in 0..30 degrees) should beat it by more than 5 points and reach
+            70% on them. If it does not, check the direction: positive angles turn the picture counter-clockwise.""")
 
     def alternatives(self, angle):
         def variant(x, a, centre=0.0, border=False):
@@ -478,7 +478,8 @@ class MixUp(Problem):
             1 - lam for y[perm].
         any permutation: perm is any permutation, not only torchvision's roll by one.
         any shape: mix whole samples: x may be (N, C, H, W) or (N, D).
-        float32: the mixed images and the soft labels have the inputs' dtype.""")
+        float32: the mixed images and the soft labels have the inputs' dtype.
+        inputs unchanged: x and y are left as they were: mix into new tensors (no x.mul_(lam), no x *= lam).""")
 
     def alternatives(self, x, y, k, lam, perm):
         a, b = _onehot(y, k, x.dtype), _onehot(y, k, x.dtype)[perm]
@@ -492,16 +493,17 @@ class MixUp(Problem):
                 ("hard labels: the labels are mixed like the images", lambda: (images, a.numpy()))]
 
     def cases(self, draw: Draw):
-        def add(group, roll=False, dtype=np.float64, flat=False):
+        def add(group, roll=False, dtype=np.float64, flat=False, keep=False):
             n, k = draw.int(3, 7), draw.int(3, 8)
             shape = (n, draw.int(3, 9)) if flat else (n, draw.choice([1, 3]), *draw.hw(4, 9))
             lam = round(float(draw.uniform(0.2, 0.8, 1)[0]), 2)
             args = [_images(draw, shape, dtype), _labels(draw, n, k), k, lam, _perm(draw, n, roll)]
-            return _pair_case(self, group, ref.mixup, args, self.alternatives)
+            return _pair_case(self, group, ref.mixup, args, self.alternatives, keep)
 
         return [add("images", roll=True), add("images"), add("labels", roll=True), add("labels"),
                 add("any permutation"), add("any permutation"), add("any shape", flat=True),
-                add("float32", dtype=np.float32)]
+                add("float32", dtype=np.float32), add("inputs unchanged", keep=True),
+                add("inputs unchanged", flat=True, keep=True)]
 
 
 # ----------------------------------------------------------------------------- losses
@@ -591,6 +593,12 @@ class DistillationLoss(Problem):
             labels is left.
         mixed: alpha weighs the soft term and 1 - alpha the hard one.
         gradients: the gradient for the student's logits must match (the teacher is a fixed target).
+        teacher detached: the teacher's logits are a fixed target: detach them (or compute their softmax under
+            torch.no_grad()), so that no gradient flows into the teacher even when its logits require one.
+        large logits: logits of a hundred or more (and T = 1) must give a finite loss: take both log-probabilities with
+            log_softmax, never log(softmax(...)): a probability that underflows to 0 gives log(0) = -inf (and 0 * -inf =
+            NaN in the KL).
+        defaults: without T and alpha the loss is the one of T = 4.0 and alpha = 0.9.
         float32: keep the logits' dtype.
         distils (smoke test): an MLP student trained with your distillation_loss (T = 4, alpha = 0.9) on the
             logits of a CNN teacher, both on 300 digits, should reach the named accuracy on held-out digits: a loss
@@ -620,12 +628,13 @@ class DistillationLoss(Problem):
              lambda: loss(*t[:3], hard_T=target_T))]
 
     def cases(self, draw: Draw):
-        def add(group, T, alpha, dtype=np.float64, grad=False):
+        def add(group, T, alpha, dtype=np.float64, grad=False, scale=1.0):
             n, k = draw.int(3, 9), draw.int(3, 10)
-            s, t = _logits(draw, n, k, 2.0, dtype), _logits(draw, n, k, 3.0, dtype)
-            return tensor(self, group, _scalar(ref.distillation_loss), s, t, _targets(draw, n, k), T=T, alpha=alpha,
+            s, t = _logits(draw, n, k, 2.0 * scale, dtype), _logits(draw, n, k, 3.0 * scale, dtype)
+            kwargs = {} if T is None else {"T": T, "alpha": alpha}
+            return tensor(self, group, _scalar(ref.distillation_loss), s, t, _targets(draw, n, k), **kwargs,
                           grad={0: "student_logits"} if grad else None, draw=draw,
-                          alternatives=self.alternatives(T, alpha))
+                          alternatives=self.alternatives(4.0 if T is None else T, 0.9 if T is None else alpha))
 
         def temp():
             return draw.choice([2.0, 3.0, 4.0, 5.0, 8.0])
@@ -639,7 +648,41 @@ class DistillationLoss(Problem):
                 add("hard term", temp(), 0.0), add("mixed", temp(), alpha()), add("mixed", 4.0, 0.9),
                 add("gradients", temp(), alpha(), grad=True), add("gradients", temp(), 1.0, grad=True),
                 add("float32", temp(), alpha(), dtype=np.float32),
+                self.detached(draw, temp(), alpha()), self.detached(draw, 1.0, 1.0),
+                add("large logits", 1.0, alpha(), dtype=np.float32, scale=40.0),
+                add("large logits", draw.choice([1.0, 2.0]), alpha(), scale=250.0),
+                add("defaults", None, None), add("defaults", None, None, grad=True),
                 distill_case("distils (smoke test)", draw.int(0, 1000), draw)]
+
+    def detached(self, draw: Draw, T: float, alpha: float) -> Case:
+        """Both logits require gradients: the student's must get the reference's gradient, the teacher's
+        none (None, or zeros)."""
+        n, k = draw.int(3, 9), draw.int(3, 10)
+        s, t, y = _logits(draw, n, k, 2.0), _logits(draw, n, k, 3.0), _targets(draw, n, k)
+        grad_output = np.asarray(draw.normal((1,))[0])
+        label = f"distillation_loss(student_logits of shape {fmt_shape(s.shape)}, teacher_logits that require " \
+                f"gradients, target, T={T}, alpha={alpha})"
+        request = call(self.name, torch.from_numpy(s.copy()).requires_grad_(True),
+                       torch.from_numpy(t.copy()).requires_grad_(True), y, T=T, alpha=alpha)
+        request["grad"] = {"grad_output": grad_output, "wrt": [0, 1]}
+
+        def check(outcome: Outcome):
+            leaf = torch.from_numpy(s.copy()).requires_grad_(True)
+            out = ref.distillation_loss(leaf, torch.from_numpy(t.copy()).requires_grad_(True), torch.from_numpy(y),
+                                        T=T, alpha=alpha)
+            msg = compare(outcome.value, out.detach().numpy(), "the output", label)
+            if msg:
+                return msg
+            if outcome.grad_error:
+                err = outcome.grad_error if isinstance(outcome.grad_error, dict) else {}
+                return f"{label}: backward raised {err.get('type')}: {str(err.get('message', ''))[:150]}"
+            grads = outcome.grads if isinstance(outcome.grads, dict) else {}
+            teacher = grads.get("1")
+            if teacher is not None and (not isinstance(teacher, np.ndarray) or np.any(teacher != 0)):
+                return f"{label}: a gradient reached teacher_logits: the teacher's logits must be detached"
+            expected, = torch.autograd.grad(out, leaf, torch.from_numpy(grad_output))
+            return compare(grads.get("0"), expected.numpy(), "the gradient for student_logits", label)
+        return Case(request, check, label, "teacher detached", public=Public(("value", "grads.0")))
 
 
 # ----------------------------------------------------------------------------- transfer learning
@@ -692,6 +735,18 @@ def _sequential(draw: Draw, length: int):
     return _random_state(module_spec, draw)
 
 
+def _embedding_net(draw: Draw, hidden: int):
+    """nn.Sequential('0': an embedding frozen with requires_grad False (nn.Embedding(..., _freeze=True)), then
+    ``hidden`` Linear-ReLU pairs and a Linear head), with a random state."""
+    d = draw.int(2, 5)
+    layers, width = [tnn("Embedding", draw.int(4, 9), d, _freeze=True)], d
+    for _ in range(hidden):
+        out = draw.int(2, 6)
+        layers += [tnn("Linear", width, out), tnn("ReLU")]
+        width = out
+    return _random_state(tnn("Sequential", *layers, tnn("Linear", width, draw.int(2, 5))), draw)
+
+
 def _param_names(module_spec) -> list[tuple[str, int]]:
     return list(_layout(module_spec)[1])
 
@@ -707,7 +762,8 @@ FREEZE_BUDGET = Budget(epochs=1, optimizer="adam", lr=0.01, batch_size=16, secon
 class Freeze(Problem):
     name = "freeze"
     groups = hints("""
-        count: the result is the number of trainable parameter values (elements, p.numel()), not of tensors.
+        count: the result is the number of trainable parameter values (elements, p.numel()), not of tensors;
+            without trainable, only 'fc' trains.
         prefixes: a parameter is trainable when its name is a prefix of `trainable` or starts with a prefix
             followed by a dot: 'fc' covers 'fc.weight' but not 'fc2.weight', '1' covers '1.bias' but not
             '10.bias'. Every other parameter gets requires_grad False.
@@ -715,17 +771,23 @@ class Freeze(Problem):
             step) must change nothing outside the head: no weight and no BatchNorm running statistic. model.train()
             switches every BatchNorm back to training mode (batch statistics, running statistics updated):
             keep the frozen ones in eval mode (a forward pre-hook, or overriding their train method).
+        BatchNorm on both sides [2]: only the frozen part's BatchNorm layers (BatchNorm1d and BatchNorm2d alike) stay in
+            eval mode: those of the trainable part (the head) keep training, with the batch's statistics, after
+            model.train(). Select them by name, with the same prefixes as the parameters.
         transfer (smoke test): a CNN pretrained on the digits 0-4, its first two conv blocks frozen with your
             freeze, trained on 5 labelled images of each of 5-9 for 15 short epochs, should beat the same network
-            trained from scratch on the same budget (held-out 5-9 digits). If the frozen run is worse, check that
-            only the head trains and that the frozen BatchNorm layers keep their pretrained statistics.""")
+            trained from scratch on the same budget (held-out 5-9 digits, mean accuracies of 3 runs). If the
+            frozen run is worse, check that only the head trains and that the frozen BatchNorm layers keep their
+            pretrained statistics.""")
 
-    def count_case(self, group, model, trainable):
+    def count_case(self, group, model, trainable, default=False):
+        """freeze(model, trainable=...) (``default``: without trainable, which is ('fc',))."""
         names = _param_names(model)
         expected = sum(n for name, n in names if _under(name, trainable))
         label = f"freeze(model with parameters {', '.join(n for n, _ in names[:6])}" \
-                + (", ..." if len(names) > 6 else "") + f"; trainable={trainable})"
-        return Case(call(self.name, model, trainable=trainable), lambda o: check_int(o.value, expected, label),
+                + (", ..." if len(names) > 6 else "") + (")" if default else f"; trainable={trainable})")
+        request = call(self.name, model) if default else call(self.name, model, trainable=trainable)
+        return Case(request, lambda o: check_int(o.value, expected, label),
                     label, group, secret=expected, public=Public(("value",)))
 
     def step_case(self, draw: Draw):
@@ -773,11 +835,68 @@ class Freeze(Problem):
         n = draw.int(11, 14)
         two = draw.distinct(list(range(n)), 2)
         return [self.count_case("count", _shufflenet(draw), ("fc",)),
+                self.count_case("count", _shufflenet(draw), ("fc",), default=True),
                 self.count_case("count", _sequential(draw, 4), (str(draw.int(0, 4)),)),
                 self.count_case("prefixes", _sequential(draw, n), ("1",)),
                 self.count_case("prefixes", _sequential(draw, n), tuple(str(i) for i in two)),
                 self.count_case("prefixes", _shufflenet(draw), ("conv5", "fc")),
-                self.step_case(draw), transfer_case("transfer (smoke test)", "frozen", draw.int(0, 1000), draw)]
+                self.step_case(draw), self.both_sides(draw, conv=True), self.both_sides(draw, conv=False),
+                transfer_case("transfer (smoke test)", "frozen", draw.int(0, 1000), draw)]
+
+    def both_sides(self, draw: Draw, conv: bool):
+        """A frozen backbone '0' and a trainable head '1', each with BatchNorm layers (2d and 1d with
+        ``conv``, 1d without), trained one epoch: nothing in '0' may change, and the first step's loss is
+        the one of the frozen BatchNorm layers in eval mode and the head's in training mode."""
+        k, c, h = 4, draw.int(3, 6), draw.int(4, 8)
+        if conv:
+            model = tnn("Sequential", tnn("Sequential", tnn("Conv2d", 3, c, 3, padding=1), tnn("BatchNorm2d", c),
+                                          tnn("ReLU")),
+                        tnn("Sequential", tnn("Conv2d", c, c, 1), tnn("BatchNorm2d", c), tnn("ReLU"),
+                            tnn("AdaptiveAvgPool2d", 1), tnn("Flatten"), tnn("Linear", c, h), tnn("BatchNorm1d", h),
+                            tnn("ReLU"), tnn("Linear", h, k)))
+        else:
+            model = tnn("Sequential", tnn("Sequential", tnn("Flatten"), tnn("Linear", 3 * 8 * 8, h),
+                                          tnn("BatchNorm1d", h), tnn("ReLU")),
+                        tnn("Sequential", tnn("Linear", h, h), tnn("BatchNorm1d", h), tnn("ReLU"), tnn("Linear", h, k)))
+        model = _random_state(model, draw)
+        n = 48
+        x = _images(draw, (n, 3, 8, 8), np.float32)
+        y = draw.rng.integers(0, k, n).astype(np.int64)
+        expected = sum(count for name, count in _param_names(model) if _under(name, ("1",)))
+        seed = draw.int(0, 1000)
+
+        def first_loss():
+            from ..cases import build
+
+            net = build(model, torch.float64).train()
+            for name, layer in net.named_modules():
+                if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm) and not _under(name, ("1",)):
+                    layer.eval()
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:FREEZE_BUDGET.batch_size]
+            with torch.no_grad():
+                return float(F.cross_entropy(net(torch.from_numpy(x).double()[order]), torch.from_numpy(y)[order]))
+
+        def verdict(result):
+            run = result.runs["frozen"]
+            if run.info.get("num_trainable") != expected:
+                return (f"after freeze, {run.info.get('num_trainable')} parameter values require gradients; only "
+                        "the head's should")
+            changed = run.info.get("changed_outside_head")
+            if changed:
+                return f"a training step changed {changed} state_dict entries of the frozen part: it is not frozen"
+            steps, want = run.step_losses, first_loss()
+            if not steps or abs(steps[0] - want) > 0.02 * max(1.0, abs(want)):
+                return ("the first step's loss is not the one of the frozen part's BatchNorm layers in eval mode "
+                        "and the head's in training mode (batch statistics)")
+            return None
+
+        kinds = "BatchNorm2d and BatchNorm1d" if conv else "BatchNorm1d"
+        return training_case("BatchNorm on both sides", f"freeze(model with {kinds} in both its frozen part '0' and "
+                             "its head '1', trainable=('1',)) then one epoch of training on random images", "transfer",
+                             {"model": fixed(model)},
+                             {"x_pre": x[:4], "y_pre": y[:4], "x_train": x, "y_train": y, "x_eval": x[:4]},
+                             FREEZE_BUDGET, verdict, num_classes=k, variants=["frozen"], freeze="freeze", head="1",
+                             pretrain={"epochs": 0}, record_steps=True, seed=seed)
 
 
 class ParamGroups(Problem):
@@ -791,17 +910,22 @@ class ParamGroups(Problem):
             dot ('1' covers '1.weight' but not '10.weight').
         no head [0.5]: a model without any parameter under head_prefix raises ValueError (a typo in the
             prefix should not silently train everything at the backbone's rate).
+        frozen parameters: a parameter with requires_grad False (a frozen embedding) is a parameter of the model
+            all the same: it goes into its group like any other (the optimizer skips it while it has no gradient,
+            and trains it once it is unfrozen).
+        defaults: param_groups(model) uses head_prefix 'fc', base_lr 1e-3 and head_lr 1e-2.
         fine-tuning (smoke test): a CNN pretrained on the digits 0-4, fine-tuned with your groups (backbone at
             base_lr, head at head_lr) on 5 labelled images of each of 5-9 for 15 short epochs, should beat the
-            same network trained from scratch on the same budget (held-out 5-9 digits).""")
+            same network trained from scratch on the same budget (held-out 5-9 digits, mean accuracies of 3 runs).""")
 
-    def group_case(self, group, model, head, base_lr, head_lr):
+    def group_case(self, group, model, head, base_lr, head_lr, defaults=False, what="model"):
         names = [name for name, _ in _param_names(model)]
         params = {"values": {name: np.asarray(model.state[name]) for name in names},
                   "head": [n for n in names if _under(n, (head,))], "base_lr": base_lr, "head_lr": head_lr}
-        label = f"param_groups(model with parameters {', '.join(names[:6])}" + (", ..." if len(names) > 6 else "") \
-            + f"; head_prefix={head!r}, base_lr={base_lr}, head_lr={head_lr})"
-        return Case(call(self.name, model, head_prefix=head, base_lr=base_lr, head_lr=head_lr),
+        label = f"param_groups({what} with parameters {', '.join(names[:6])}" + (", ..." if len(names) > 6 else "") \
+            + (")" if defaults else f"; head_prefix={head!r}, base_lr={base_lr}, head_lr={head_lr})")
+        kwargs = {} if defaults else {"head_prefix": head, "base_lr": base_lr, "head_lr": head_lr}
+        return Case(call(self.name, model, **kwargs),
                     lambda o: public_cases.optimizer_groups(o.data, label, **params), label, group,
                     public=Public(rule="optimizer_groups", params=params))
 
@@ -821,6 +945,11 @@ class ParamGroups(Problem):
                        "3 Linear layers, head_prefix='head')"),
                 raises(self, "no head", _shufflenet(draw), head_prefix="fc2", label="param_groups(ShuffleNetV2, "
                        "head_prefix='fc2')"),
+                self.group_case("frozen parameters", _embedding_net(draw, 1), "3", *lrs(), what="a model whose "
+                                "embedding is frozen"),
+                self.group_case("frozen parameters", _embedding_net(draw, 2), "5", *lrs(), what="a model whose "
+                                "embedding is frozen"),
+                self.group_case("defaults", _shufflenet(draw), "fc", 1e-3, 1e-2, defaults=True),
                 transfer_case("fine-tuning (smoke test)", "finetune", draw.int(0, 1000), draw)]
 
 
@@ -864,6 +993,10 @@ TRANSFER_NET = _cnn((16, 32, 32), 5, split=2)
 TRANSFER_PRETRAIN = Budget(epochs=5, optimizer="adam", lr=3e-3, batch_size=32)
 TRANSFER_BUDGET = Budget(epochs=15, optimizer="adam", lr=0.01, batch_size=32, seconds=60.0)
 TRANSFER_LRS = {"base_lr": 0.001, "head_lr": 0.01}
+#: Runs per case, each from its own seed (pretraining included): the verdict compares mean
+#: accuracies. One run each loses to a lucky scratch run on a few seeds in a hundred (see
+#: docs/course-spec.md, "Choices").
+TRANSFER_REPEATS = 3
 
 
 def transfer_case(group: str, variant: str, seed: int, draw: Draw) -> Case:
@@ -879,12 +1012,14 @@ def transfer_case(group: str, variant: str, seed: int, draw: Draw) -> Case:
     extra = {"freeze": "freeze"} if variant == "frozen" else \
         {"param_groups": {"fn": "param_groups", "kwargs": dict(TRANSFER_LRS)}}
     label = f"transfer learning: a CNN pretrained on the digits 0-4 ({len(pre.y_train)} images), then trained " \
-            f"on {SHOTS} images of each of 5-9 with {what} against from scratch, tested on {len(labels)} images"
+            f"on {SHOTS} images of each of 5-9 with {what} against from scratch, tested on {len(labels)} images " \
+            f"(mean accuracies of {TRANSFER_REPEATS} runs from different seeds)"
     return training_case(group, label, "transfer", {"model": fixed(TRANSFER_NET)},
                          {"x_pre": pre.x_train, "y_pre": pre.y_train, "x_train": new.x_train[pick],
                           "y_train": new.y_train[pick] - 5, "x_eval": new.x_test},
                          TRANSFER_BUDGET, more_accurate(variant, "scratch", labels), num_classes=5,
-                         variants=["scratch", variant], head="1", pretrain=TRANSFER_PRETRAIN, seed=seed, **extra)
+                         variants=["scratch", variant], head="1", pretrain=TRANSFER_PRETRAIN, seed=seed,
+                         repeats=TRANSFER_REPEATS, **extra)
 
 
 #: (b) distillation: a CNN teacher, an MLP student, a few hundred training digits.
@@ -914,12 +1049,13 @@ def distill_case(group: str, seed: int, draw: Draw) -> Case:
 #: by the reference functions); the same CNN trained on the student's augmented images (values
 #: drawn here, per epoch and image, covering that world) must beat it by more than AUGMENT_MARGIN
 #: and reach AUGMENT_BAR on that world (augmenting the wrong way sometimes beats a weak plain run,
-#: but never gets near the bar).
+#: but never gets near the bar). Lead and bar leave room for a weak augmented run (82% against 67%
+#: on one seed in a few dozen; docs/course-spec.md, "Choices").
 AUGMENT_TRAIN = 300
 AUGMENT_NET = _cnn((16, 32, 32), 10)
 AUGMENT_BUDGET = Budget(epochs=30, optimizer="adam", lr=3e-3, batch_size=32, seconds=90.0)
-AUGMENT_MARGIN = 0.10
-AUGMENT_BAR = 0.75
+AUGMENT_MARGIN = 0.05
+AUGMENT_BAR = 0.70
 AUGMENT_PADDING = 2
 #: The world's offsets (top, left in 0..1: moves of 1-2 pixels down and right) and the training ones (0..2).
 AUGMENT_WORLD_OFFSETS, AUGMENT_OFFSETS = (0, 1), (0, 1, 2)
