@@ -20,14 +20,14 @@ def main(argv=None) -> int:
     if command == "demo":
         from .demo import main as run
     elif command == "grade":
-        from .classgrade import main as run
+        from .classgrade.sequential import main as run
     elif command in ("sync", "check"):
         from .notebooks import main as notebooks_main
 
         return notebooks_main([command, *rest])
     elif command == "report":
         from .notebooks import COURSE
-        from .report import class_table
+        from .classgrade.report import class_table
 
         print(class_table(Path(COURSE), rest))
         return 0

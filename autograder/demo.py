@@ -10,7 +10,7 @@
    ``carol`` and ``dave`` partly wrong answers (plausible mistakes, written as
    edits of the references in ``autograder/demo_answers.py``), and ``eve`` a
    notebook file that is not valid JSON;
-3. the instructor collects, autogrades (``autograder.parallel``: stock
+3. the instructor collects, autogrades (``autograder.classgrade.parallel``: stock
    ``nbgrader autograde`` with the trusted judge, notebooks executed in parallel on
    a local Dask cluster), generates feedback and exports the grades to CSV;
 4. prints one row per problem and one column per student, and where the
@@ -31,12 +31,12 @@ from tqdm.auto import tqdm
 
 from . import COURSE_ID
 from .checks import ASSIGNMENTS
-from .classgrade import nbgrader
+from .classgrade.parallel import grade_parallel, local_cluster
+from .classgrade.report import class_table
+from .classgrade.sequential import nbgrader
 from .demo_answers import mistakes
+from .isolation.sandbox.locks import gpu_devices
 from .notebooks import COURSE, REPO, fill, reference_definitions, source_notebook
-from .parallel import grade_parallel, local_cluster
-from .report import class_table
-from .sandbox import gpu_devices
 
 
 

@@ -26,7 +26,7 @@ from gradekit.trace import describe_call, trace_hits
 
 from .cases.sample import Draw
 from .problem import Case, CheckBug, Outcome, Problem, Verdict, error_message
-from .source_check import banned_uses, defining_cells
+from .isolation.source_check import banned_uses, defining_cells
 
 _KERNEL_STATUS = {"timeout": "timeout", "oom": "out of memory"}
 _RECORD_FILE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")

@@ -8,7 +8,7 @@ a partly wrong one, in turn), graded in one run by
               (``autograder.inkernel``), as an ordinary nbgrader course would;
 - sequential: ``autograder.classgrade`` (the course's config: sandboxed kernel, judge
               outside the kernel), one ``nbgrader autograde --student`` per student;
-- parallel:   ``autograder.parallel`` on a local Dask cluster, with 1 and with all workers.
+- parallel:   ``autograder.classgrade.parallel`` on a local Dask cluster, with 1 and with all workers.
 
 Prints wall times, ratios over stock, the share of the machine's CPU time that was busy,
 and the per-notebook fixed cost of the trusted paths: everything but the cells' own
@@ -36,9 +36,9 @@ import nbformat
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from autograder.classgrade import grade_class, nbgrader  # noqa: E402
+from autograder.classgrade.parallel import grade_parallel  # noqa: E402
+from autograder.classgrade.sequential import grade_class, nbgrader  # noqa: E402
 from autograder.notebooks import COURSE, fill, reference_definitions  # noqa: E402
-from autograder.parallel import grade_parallel  # noqa: E402
 from autograder.seeds import SECRET_FILE  # noqa: E402
 
 PLAIN_CONFIG = '''

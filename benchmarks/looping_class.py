@@ -4,7 +4,7 @@ A class of N week-1 submissions (a full solution, the blank release, a partly wr
 one, in turn), of which two loop forever: one at the top of a solution cell (stopped by
 ``JudgedExecute.code_cell_timeout``, the problems that cell defines end "timeout"), one
 inside ``conv2d`` when it is called (stopped by the case's own time limit in the kernel).
-Graded with ``autograder.parallel`` on a local cluster (all workers); prints the wall
+Graded with ``autograder.classgrade.parallel`` on a local cluster (all workers); prints the wall
 time, and each looping student's statuses. Asserts nothing.
 
     python benchmarks/looping_class.py [--students 8] [--workers N]
@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from grading_overhead import make_course, wrong_answers  # noqa: E402
 
+from autograder.classgrade.parallel import grade_parallel  # noqa: E402
+from autograder.classgrade.report import results  # noqa: E402
 from autograder.notebooks import reference_definitions  # noqa: E402
-from autograder.parallel import grade_parallel  # noqa: E402
-from autograder.report import results  # noqa: E402
 from autograder.seeds import SECRET_FILE  # noqa: E402
 
 A = "w1_conv_arithmetic"

@@ -4,7 +4,7 @@ For each assignment, a synthetic class (a full solution, the blank release, half
 problems solved) is graded one student at a time, either
 
 - ``--path worker`` (the default): as a parallel-grading worker does, in this process
-  (``autograder.parallel.execute_one`` then ``record_one``; imports paid once, before the
+  (``autograder.classgrade.parallel.execute_one`` then ``record_one``; imports paid once, before the
   first student, and printed apart), or
 - ``--path process``: with one ``nbgrader autograde --student`` process per student, as
   ``autograder.classgrade`` does.
@@ -38,7 +38,7 @@ import nbformat
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from autograder.classgrade import nbgrader  # noqa: E402
+from autograder.classgrade.sequential import nbgrader  # noqa: E402
 from autograder.notebooks import COURSE, fill, reference_definitions, source_notebook  # noqa: E402
 from autograder.seeds import SECRET_FILE  # noqa: E402
 
@@ -87,7 +87,7 @@ def profile_process(root: Path, assignment: str, student: str) -> dict[str, floa
 
 
 def profile_worker(root: Path, assignment: str, student: str) -> dict[str, float]:
-    from autograder.parallel import execute_one, record_one
+    from autograder.classgrade.parallel import execute_one, record_one
 
     done = execute_one(str(root), assignment, student)
     clock = time.perf_counter()
@@ -112,7 +112,7 @@ def main(argv=None) -> None:
             students = make_class(root, assignment, args.students)
             profile = profile_process
             if args.path == "worker":
-                from autograder.parallel import CACHE, snapshot_gradebook, warm_up
+                from autograder.classgrade.parallel import CACHE, snapshot_gradebook, warm_up
 
                 clock = time.perf_counter()
                 warm_up(assignment)

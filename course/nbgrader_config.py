@@ -3,9 +3,10 @@
 Run nbgrader from this folder (``cd course``) or pass ``--CourseDirectory.root``.
 The only departure from stock nbgrader is the executor: ``JudgedExecute`` runs the
 notebook like ``Execute`` and then scores every test cell that calls
-``gradekit.capture`` from the trusted judge's verdict (see autograder/preprocessor.py).
+``gradekit.capture`` from the trusted judge's verdict (see autograder/integration/).
 ``CachingExecute`` is ``JudgedExecute`` plus the result cache that parallel grading
-uses (autograder/caching.py, used by autograder/parallel.py); it is off unless asked for.
+uses (autograder/classgrade/caching.py, used by autograder/classgrade/parallel.py); it
+is off unless asked for.
 """
 import os
 
@@ -15,8 +16,8 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 
 from autograder import COURSE_ID
-from autograder.caching import CachingExecute
-from autograder.html_safety import SanitizeOutputs
+from autograder.classgrade.caching import CachingExecute
+from autograder.isolation.html_safety.outputs import SanitizeOutputs
 
 c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)
 
@@ -43,7 +44,7 @@ c.Autograde.autograde_preprocessors = [
     ClearMetadataPreprocessor,
     LimitOutput,
     SaveAutoGrades,
-    SanitizeOutputs,  # after grading: what is stored and rendered runs nothing (autograder/html_safety.py)
+    SanitizeOutputs,  # after grading: what is stored and rendered runs nothing (autograder/isolation/html_safety/)
     AssignLatePenalties,
     CheckCellMetadata,
 ]
@@ -53,10 +54,11 @@ c.JudgedExecute.startup_timeout = 120
 
 # Damaged submissions: unreadable files become a marked empty notebook (zero, with the
 # reason), repairable ones are repaired; then cells are matched with the gradebook by
-# what is there, before stock nbgrader restores the locked cells (autograder/sanitize.py).
+# what is there, before stock nbgrader restores the locked cells (autograder/isolation/sanitize/).
 from nbgrader.preprocessors import ClearOutput, DeduplicateIds, OverwriteCells, OverwriteKernelspec  # noqa: E402
 
-from autograder.sanitize import SanitizeCells, prepare_submission  # noqa: E402
+from autograder.isolation.sanitize.cells import SanitizeCells  # noqa: E402
+from autograder.isolation.sanitize.submission import prepare_submission  # noqa: E402
 
 c.Autograde.pre_convert_hook = prepare_submission
 c.Autograde.sanitize_preprocessors = [
@@ -67,7 +69,7 @@ c.Autograde.sanitize_preprocessors = [
     OverwriteCells,
     CheckCellMetadata,
 ]
-# The student's kernel runs in a bubblewrap sandbox (autograder/sandbox.py): no network,
+# The student's kernel runs in a bubblewrap sandbox (autograder/isolation/sandbox/): no network,
 # no view of the course, limits below. Where bwrap is missing grading refuses to run;
 # "none" grades without isolation (a loud warning; trusted code only).
 c.JudgedExecute.sandbox = "bwrap"

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 import torch
 
-from autograder.classgrade import nbgrader
+from autograder.classgrade.sequential import nbgrader
 from autograder.notebooks import COURSE, source_notebook
 
 REPO = Path(__file__).resolve().parent.parent

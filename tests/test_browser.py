@@ -40,7 +40,7 @@ import nbformat
 import pytest
 
 from autograder import COURSE_ID
-from autograder.classgrade import nbgrader
+from autograder.classgrade.sequential import nbgrader
 
 from .conftest import make_course
 

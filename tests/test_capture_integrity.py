@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from autograder.checks import problems_for
 from autograder.judge import Judge
 from autograder.local import grade_namespace
-from autograder.preprocessor import Recordings
+from autograder.integration.recordings import Recordings
 from gradekit.capture import DIGEST_MIME, LEFTOVER_MESSAGE, PROCESS_MESSAGE, run_request
 from gradekit.codec import Writer
 from solutions import w1_conv_arithmetic as ref

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from autograder.local import grade_namespace
-from autograder.source_check import banned_uses, defining_cells
+from autograder.isolation.source_check import banned_uses, defining_cells
 from gradekit.codec import CodecError, ModuleSpec, Reader, Unsupported, Var, Writer
 from solutions import w1_conv_arithmetic as ref
 

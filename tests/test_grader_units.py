@@ -13,10 +13,14 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from autograder.cases import Draw
 from autograder.checks.w1_conv_arithmetic import Conv2d
-from autograder.preprocessor import JudgedExecute
+from autograder.integration.execute import JudgedExecute
+from autograder.isolation.sandbox.core import Sandbox
+from autograder.isolation.sandbox.errors import SandboxError
+from autograder.isolation.sandbox.kernel import SandboxedKernelManager
+from autograder.isolation.sanitize.cell_source import strip_gradekit_statements
+from autograder.isolation.sanitize.cells import SanitizeCells
+from autograder.isolation.sanitize.integrity import integrity_findings
 from autograder.problem import Outcome
-from autograder.sandbox import Sandbox, SandboxedKernelManager, SandboxError
-from autograder.sanitize import SanitizeCells, integrity_findings, strip_gradekit_statements
 from gradekit.codec import Unsupported
 from solutions import w1_conv_arithmetic as ref
 

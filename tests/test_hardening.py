@@ -462,7 +462,7 @@ def test_closing_note(batches):
 def test_a_tagged_demonstration_is_not_run_while_grading(batches):
     """The source notebook's demonstration tagged skip-when-grading (a 30 s sleep) is not run:
     the autograded notebook says so in its output, and the notebook took far less than 30 s."""
-    from autograder.preprocessor import SKIPPED_TEXT
+    from autograder.integration.cells import SKIPPED_TEXT
 
     from .faults.harness import SKIPPED_DEMO
 

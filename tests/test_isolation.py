@@ -2,7 +2,7 @@
 
 Fast checks of the pieces (non-recursive clean-up, the codec refusing hostile files,
 the provenance check of graded names, the copy of the submission folder) and a few
-kernels run through :class:`~autograder.preprocessor.JudgedExecute` (the sandbox's
+kernels run through :class:`~autograder.integration.execute.JudgedExecute` (the sandbox's
 ``sys.path``, its bounded working folder, a graded name imported from a module).
 The same attacks, graded through stock ``nbgrader autograde`` in one batch with honest
 submissions, are in ``tests/cheats/iso_*.py`` and ``tests/faults/iso_*.py``.
@@ -19,10 +19,13 @@ import numpy as np
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from autograder.integration.execute import JudgedExecute
+from autograder.integration.recordings import Recordings
+from autograder.isolation.sandbox.bubblewrap import isolate_python, probe
+from autograder.isolation.sandbox.errors import GradingInfrastructureError
+from autograder.isolation.sandbox.files import remove_tree, safe_copytree
+from autograder.isolation.source_check import foreign_definition
 from autograder.notebooks import reference_definitions
-from autograder.preprocessor import JudgedExecute, Recordings, safe_copytree
-from autograder.sandbox import GradingInfrastructureError, isolate_python, probe, remove_tree
-from autograder.source_check import foreign_definition
 from gradekit.codec import CodecError, Reader, load_json, load_npy
 
 A = "w1_conv_arithmetic"
@@ -182,7 +185,7 @@ def test_honest_definitions_are_the_students(cells):
 def test_every_reference_notebook_defines_its_graded_names_in_cells():
     import nbformat
 
-    from autograder.preprocessor import captured_names, is_test_cell, student_sources
+    from autograder.integration.cells import captured_names, is_test_cell, student_sources
 
     for path in sorted(Path(__file__).resolve().parents[1].glob("course/source/*/*.ipynb")):
         nb = nbformat.read(path, as_version=4)

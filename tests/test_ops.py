@@ -20,7 +20,7 @@ import torch.nn.functional as F
 import torchvision
 
 from autograder import ops
-from autograder.source_check import banned_uses
+from autograder.isolation.source_check import banned_uses
 from gradekit.capture import _op_trace
 from solutions import w1_conv_arithmetic as w1
 from solutions import w2_normalization as w2

@@ -16,10 +16,10 @@ import pytest
 from nbgrader.api import Gradebook
 
 from autograder import COURSE_ID
-from autograder.classgrade import grade_class, nbgrader
-from autograder.parallel import grade_parallel
+from autograder.classgrade.parallel import grade_parallel
+from autograder.classgrade.report import class_table, results
+from autograder.classgrade.sequential import grade_class, nbgrader
 from autograder.notebooks import reference_definitions
-from autograder.report import class_table, results
 from autograder.seeds import SECRET_FILE
 
 from .conftest import make_course, release_notebook, submit
@@ -242,7 +242,7 @@ def test_an_interrupted_class_resumes_without_executing_again(tmp_path, monkeypa
     """Grading is interrupted (Ctrl-C) while the second of two students is recorded: the first is
     in the gradebook, and grading the class again runs no notebook a second time (both autograded
     notebooks carry the first run's timings, stored with the executed notebooks), each student once."""
-    import autograder.parallel as parallel
+    import autograder.classgrade.parallel as parallel
     from autograder.notebooks import fill
 
     root = make_course(tmp_path / "course", [A])
@@ -282,7 +282,7 @@ def test_gpu_workers_take_training_notebooks_one_per_gpu():
     there, one at a time; only assignments whose checks train models ask for it."""
     from dask.distributed import Client
 
-    from autograder.parallel import local_cluster, trains
+    from autograder.classgrade.parallel import local_cluster, trains
 
     def _holds_gpu() -> bool:  # on a Dask worker: does it declare a GPU?
         from distributed import get_worker

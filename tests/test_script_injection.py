@@ -1,6 +1,6 @@
 """Stored script injection: nothing a student wrote runs where a person reads it.
 
-Unit tests of :mod:`autograder.html_safety` over attack strings, checked with a
+Unit tests of :mod:`autograder.isolation.html_safety` over attack strings, checked with a
 browser-grade HTML5 parser (html5lib, as vendored by bleach) rather than with the
 sanitizer's own parser; markdown is rendered with nbconvert's own markdown filter
 first. Each attack is also shown to be real: the same checker flags it unsanitized.
@@ -25,8 +25,10 @@ from bleach._vendor import html5lib
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from autograder.html_safety import (SanitizeOutputs, safe_url, sanitize_html, sanitize_latex,
-                                    sanitize_markdown, sanitize_notebook, sanitize_svg)
+from autograder.isolation.html_safety.markdown_latex import sanitize_latex, sanitize_markdown
+from autograder.isolation.html_safety.outputs import SanitizeOutputs, sanitize_notebook
+from autograder.isolation.html_safety.policy import safe_url
+from autograder.isolation.html_safety.sanitizer import sanitize_html, sanitize_svg
 
 REPO = Path(__file__).resolve().parent.parent
 PNG = base64.b64encode(bytes.fromhex(

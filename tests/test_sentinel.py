@@ -1,7 +1,7 @@
 """The graded kernel's audit hook (:mod:`gradekit.kernel`): code made from data is reported on a
 channel the notebook cannot take back, and scores zero; honest work is not reported.
 
-These run kernels through :class:`~autograder.preprocessor.JudgedExecute` in the sandbox with the
+These run kernels through :class:`~autograder.integration.execute.JudgedExecute` in the sandbox with the
 static scan switched off (``integrity="off"``), so that only the audit hook can see the attack;
 the corpus ``tests/cheats_w345/`` grades the same attacks with everything on.
 """
@@ -12,8 +12,9 @@ import pickletools
 
 import pytest
 
+from autograder.isolation.sandbox.errors import SandboxError
+from autograder.isolation.sandbox.kernel import graded_kernel_command
 from autograder.notebooks import reference_definitions
-from autograder.sandbox import graded_kernel_command, SandboxError
 from gradekit.kernel import Sentinel
 
 from .test_isolation import A, _graded, needs_bwrap

@@ -9,8 +9,8 @@ import pytest
 
 from autograder.checks import ASSIGNMENTS
 from autograder.notebooks import source_notebook
-from autograder.preprocessor import SKIP_TAG
-from autograder.sanitize import python_source
+from autograder.integration.cells import SKIP_TAG
+from autograder.isolation.sanitize.cell_source import python_source
 
 
 def _bound(source: str) -> set[str]:

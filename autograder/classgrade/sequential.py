@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def nbgrader_env() -> dict:
@@ -64,11 +64,11 @@ def check_submissions(course: Path, assignment: str) -> dict[str, str]:
 
     Returns ``{student: what was done}``. An unreadable notebook is moved aside as
     ``<name>.ipynb.unreadable`` and replaced by an empty notebook marked unreadable
-    (see :func:`autograder.sanitize.prepare_file`): nbgrader grades the student, the
+    (see :func:`autograder.isolation.sanitize.submission.prepare_file`): nbgrader grades the student, the
     grade is zero and the feedback says why. nbgrader's ``pre_convert_hook`` does
     the same, so a course graded with plain ``nbgrader autograde`` is safe too.
     """
-    from .sanitize import prepare_file
+    from ..isolation.sanitize.submission import prepare_file
 
     problems = {}
     for path in sorted((course / "submitted").glob(f"*/{assignment}/*.ipynb")):

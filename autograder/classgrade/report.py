@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 
-from . import COURSE_ID
+from .. import COURSE_ID
 
 
 @dataclass

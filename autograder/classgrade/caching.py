@@ -13,8 +13,8 @@ from pathlib import Path
 import nbformat
 from traitlets import Enum, Unicode
 
-from .classgrade import REPO
-from .preprocessor import JudgedExecute
+from ..integration.execute import JudgedExecute
+from .sequential import REPO
 
 
 class CachingExecute(JudgedExecute):

@@ -28,7 +28,7 @@ that declare a ``GPU`` resource (a local cluster: one per GPU device) take an
 assignment's notebooks one per GPU when its checks train models; other notebooks then
 run on the CPU.
 
-    python -m autograder.parallel w1_conv_arithmetic [--workers 4 | --scheduler tcp://host:8786] [--gpus N]
+    python -m autograder.classgrade.parallel w1_conv_arithmetic [--workers 4 | --scheduler tcp://host:8786] [--gpus N]
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 
 from gradekit.public_cases import PACK_DIR
 
-from .classgrade import REPO, ClassResult, begin, nbgrader, summarize
+from .sequential import REPO, ClassResult, begin, nbgrader, summarize
 
 #: Where workers leave their executed notebooks and autograded folders until they are recorded.
 CACHE = ".gradekit-cache"
@@ -174,7 +174,7 @@ def warm_up(assignment: str) -> None:
     import nbgrader.apps  # noqa: F401
 
     from . import caching  # noqa: F401
-    from .checks import problems_for
+    from ..checks import problems_for
 
     problems_for(assignment)
 
@@ -208,9 +208,9 @@ def grade_parallel(course: Path, assignment: str, students: list[str] | None = N
     ``client``: a Dask client to use (and leave open), e.g. one :func:`local_cluster` for
     several assignments; its kernels get an equal share of this machine's cores.
     """
-    from dask.distributed import Client, as_completed
+    from dask.distributed import Client
 
-    from .sandbox import gpu_devices
+    from ..isolation.sandbox.locks import gpu_devices
 
     start, began = time.perf_counter(), time.time()
     cluster = None
@@ -221,7 +221,6 @@ def grade_parallel(course: Path, assignment: str, students: list[str] | None = N
         cluster = local_cluster(workers or os.cpu_count() or 1, len(gpu_devices()) if gpus is None else gpus)
         client = Client(cluster)
     retry: dict[str, str] = {}
-    recording = 0.0
     warming: list = []
     try:
         # the workers import nbgrader, torch and the checks while this process checks the submissions
@@ -232,37 +231,12 @@ def grade_parallel(course: Path, assignment: str, students: list[str] | None = N
             nbgrader(["db", "assignment", "add", assignment], course)
         cache = course / CACHE / assignment  # kept until the class is recorded: an interrupted run resumes
         snapshot_gradebook(course, cache / "gradebook.db")  # what every worker starts from
-        info = client.scheduler_info()["workers"]
-        n_workers = len(info) or 1
-        # a local cluster's kernels get an equal share of this machine's cores
-        threads = 0 if scheduler else max(1, (os.cpu_count() or 1) // n_workers)
-        declared = sum(1 for w in info.values() if (w.get("resources") or {}).get("GPU"))
-        options: dict = {}
-        gpu = None
-        if declared:
-            if trains(assignment):  # one training notebook per GPU
-                options["resources"], gpu = {"GPU": 1}, "auto"
-            else:  # the GPUs stay free; these notebooks run on the CPU
-                gpu = "none"
+        threads, gpu, options = _placement(client, scheduler, assignment)
         result.phases["start"] = time.perf_counter() - start  # cluster, submissions checked, gradebook snapshot
         # a task whose worker dies (killed, out of memory) goes to another worker
         futures = [client.submit(execute_one, str(course), assignment, s, threads, gpu, pure=False, retries=2,
                                  **options) for s in students]
-        bar = tqdm(as_completed(futures), total=len(futures), desc=f"grade {assignment}",
-                   unit="student", disable=not progress)
-        for future in bar:
-            done = future.result()
-            bar.set_postfix_str(f"{done['student']} {done['seconds']:.0f}s")
-            result.tasks[done["student"]] = (done["span"][0] - began, done["span"][1] - began)
-            if not done["ok"]:
-                retry[done["student"]] = done["tail"]
-                continue
-            clock = time.perf_counter()
-            try:  # the gradebook is written here, one student at a time, while the workers go on
-                record_one(course, done["course_id"], assignment, done["student"], done["rows"])
-            except Exception as exc:  # noqa: BLE001  (graded again below, by nbgrader itself)
-                retry[done["student"]] = f"{type(exc).__name__}: {exc}"
-            recording += time.perf_counter() - clock
+        recording = _record_as_done(futures, course, assignment, result, retry, began, progress)
     finally:
         client.cancel(warming)
         if own_client:
@@ -271,17 +245,7 @@ def grade_parallel(course: Path, assignment: str, students: list[str] | None = N
             cluster.close()
     executed = time.perf_counter() - start
 
-    # A student whose grading failed on a worker is graded once more by nbgrader itself, which
-    # reports why if it fails again (executed notebooks in the cache are reused).
-    for student, tail in retry.items():
-        if progress:
-            tqdm.write(f"  {student}: grading on a worker failed ({tail}); grading again")
-        proc = nbgrader(["autograde", assignment, "--create", "--force", f"--student={student}",
-                         "--CachingExecute.cache_mode=reuse", f"--CachingExecute.cache_dir={cache}"],
-                        course, check=False)
-        if proc.returncode != 0:
-            log = (proc.stdout + proc.stderr).strip().splitlines()
-            result.failed[student] = " | ".join([line for line in log if student in line][-3:] or log[-3:])
+    _grade_again(course, assignment, cache, retry, result, progress)
     result.graded = [s for s in students if s not in result.failed
                      and (course / "autograded" / s / assignment).exists()]
     for student in students:
@@ -294,12 +258,71 @@ def grade_parallel(course: Path, assignment: str, students: list[str] | None = N
     return result
 
 
+def _placement(client, scheduler: str | None, assignment: str) -> tuple[int, str | None, dict]:
+    """How the notebooks run: the kernels' threads, their GPU setting ("auto", "none" or None:
+    the course's) and the tasks' resources, from the workers the cluster declares."""
+    info = client.scheduler_info()["workers"]
+    n_workers = len(info) or 1
+    # a local cluster's kernels get an equal share of this machine's cores
+    threads = 0 if scheduler else max(1, (os.cpu_count() or 1) // n_workers)
+    declared = sum(1 for w in info.values() if (w.get("resources") or {}).get("GPU"))
+    options: dict = {}
+    gpu = None
+    if declared:
+        if trains(assignment):  # one training notebook per GPU
+            options["resources"], gpu = {"GPU": 1}, "auto"
+        else:  # the GPUs stay free; these notebooks run on the CPU
+            gpu = "none"
+    return threads, gpu, options
+
+
+def _record_as_done(futures, course: Path, assignment: str, result: ClassResult, retry: dict[str, str],
+                    began: float, progress: bool) -> float:
+    """As each task ends, its student's grading is written into the course (this process is the
+    gradebook's only writer); a student whose grading failed goes to ``retry``. Returns the
+    seconds spent recording."""
+    from dask.distributed import as_completed
+
+    recording = 0.0
+    bar = tqdm(as_completed(futures), total=len(futures), desc=f"grade {assignment}",
+               unit="student", disable=not progress)
+    for future in bar:
+        done = future.result()
+        bar.set_postfix_str(f"{done['student']} {done['seconds']:.0f}s")
+        result.tasks[done["student"]] = (done["span"][0] - began, done["span"][1] - began)
+        if not done["ok"]:
+            retry[done["student"]] = done["tail"]
+            continue
+        clock = time.perf_counter()
+        try:  # the gradebook is written here, one student at a time, while the workers go on
+            record_one(course, done["course_id"], assignment, done["student"], done["rows"])
+        except Exception as exc:  # noqa: BLE001  (graded again below, by nbgrader itself)
+            retry[done["student"]] = f"{type(exc).__name__}: {exc}"
+        recording += time.perf_counter() - clock
+    return recording
+
+
+def _grade_again(course: Path, assignment: str, cache: Path, retry: dict[str, str], result: ClassResult,
+                 progress: bool) -> None:
+    """A student whose grading failed on a worker is graded once more by nbgrader itself, which
+    reports why if it fails again (executed notebooks in the cache are reused)."""
+    for student, tail in retry.items():
+        if progress:
+            tqdm.write(f"  {student}: grading on a worker failed ({tail}); grading again")
+        proc = nbgrader(["autograde", assignment, "--create", "--force", f"--student={student}",
+                         "--CachingExecute.cache_mode=reuse", f"--CachingExecute.cache_dir={cache}"],
+                        course, check=False)
+        if proc.returncode != 0:
+            log = (proc.stdout + proc.stderr).strip().splitlines()
+            result.failed[student] = " | ".join([line for line in log if student in line][-3:] or log[-3:])
+
+
 @functools.lru_cache(maxsize=None)
 def trains(assignment: str) -> bool:
     """Whether ``assignment``'s hidden checks include a training smoke test (a GPU helps)."""
-    from .cases import Draw
-    from .checks import problems_for
-    from .judge import case_rng
+    from ..cases import Draw
+    from ..checks import problems_for
+    from ..judge import case_rng
 
     return any(isinstance(case.request, dict) and case.request.get("proc") == "train"
                for name, problem in problems_for(assignment).items()

@@ -133,6 +133,25 @@ def _provenance_analysis(cells: tuple[str, ...]):
         return bool(module) and level == 0 and module.split(".")[0] in libraries
 
     # Events in execution order: (kind, names bound, payload).
+    events = _binding_events(trees)
+
+    # Names that carry code from outside the cells (a fixpoint over the events).
+    tainted: dict[str, str] = {}
+
+    def dirty(node) -> str | None:
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name) and sub.id in tainted and not isinstance(sub.ctx, ast.Store):
+                return tainted[sub.id]
+            if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in DYNAMIC_CALLS:
+                return f"code run with {sub.func.id}()"
+        return None
+
+    _taint(events, library, dirty, tainted)
+    return events, library, dirty
+
+
+def _binding_events(trees) -> list:
+    """The cells' binding events in execution order: (kind, names bound, payload)."""
     events = []
     for tree in trees:
         for node in _top_statements(tree.body):
@@ -165,18 +184,12 @@ def _provenance_analysis(cells: tuple[str, ...]):
                 why = _dynamic_statement(node)
                 if why:
                     events.append(("dynamic", set(), why))
+    return events
 
-    # Names that carry code from outside the cells (a fixpoint over the events).
-    tainted: dict[str, str] = {}
 
-    def dirty(node) -> str | None:
-        for sub in ast.walk(node):
-            if isinstance(sub, ast.Name) and sub.id in tainted and not isinstance(sub.ctx, ast.Store):
-                return tainted[sub.id]
-            if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in DYNAMIC_CALLS:
-                return f"code run with {sub.func.id}()"
-        return None
-
+def _taint(events, library, dirty, tainted: dict[str, str]) -> None:
+    """Mark in ``tainted`` the names that carry code from outside the cells (imports from modules
+    that are not libraries, or that load code, then a fixpoint over definitions and assignments)."""
     for kind, bound, payload in events:
         if kind == "import":
             module, level = payload
@@ -197,8 +210,6 @@ def _provenance_analysis(cells: tuple[str, ...]):
                         tainted.setdefault(n, why)
         if len(tainted) == before:
             break
-
-    return events, library, dirty
 
 
 def foreign_definition(cells: list[str], name: str) -> str | None:
