@@ -123,7 +123,7 @@ class Judge:
     # ------------------------------------------------------------------ collect
     def _digests(self, name: str) -> dict | None:
         """The digests the grader received for ``name``'s records (``digests/<name>.json``,
-        written by :class:`autograder.preprocessor.Recordings`), or None where there is
+        written by :class:`autograder.integration.recordings.Recordings`), or None where there is
         no such file (in-process grading, :mod:`autograder.local`, has no kernel to check)."""
         path = self.workdir / "digests" / f"{name}.json"
         if not path.exists():

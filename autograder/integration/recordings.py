@@ -60,7 +60,7 @@ class Recordings:
 
     def __init__(self, workdir, private: Path, max_bytes: int, owner: int | None = None):
         """``workdir``: the kernel's working folder as the grader sees it, or a callable
-        returning it (the sandbox's :meth:`~autograder.sandbox.Sandbox.view`)."""
+        returning it (the sandbox's :meth:`~autograder.isolation.sandbox.core.Sandbox.view`)."""
         self._workdir = workdir
         self.private = private
         self.max_bytes = max_bytes
