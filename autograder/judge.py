@@ -259,7 +259,7 @@ def forbidden_at_run_time(problem: Problem, outcomes: list[Outcome]) -> Verdict 
     built module or of its submodules.
     """
     name = problem.name
-    ran = {op for o in outcomes if o.ok or o.status == "error" for op in (o.get("ops") or [])}
+    ran = {op for o in outcomes if o.ok or o.status in ("error", "timeout") for op in (o.get("ops") or [])}
     hit, tamper = trace_hits(ran, problem.banned_ops, problem.banned_calls)
     if tamper:
         return Verdict(name, "failed", 0.0, [

@@ -86,6 +86,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from .codec import CodecError, Reader, Writer, dump_json, load_json
+from .student_code import CaseTimeout, StudentError, _lookup, _stage
 
 WORKDIR_NAME = ".gradekit"
 DEFAULT_CASE_SECONDS = 60.0
@@ -100,22 +101,6 @@ PROCESS_MESSAGE = ("starting processes or threads is not allowed while graded co
 LEFTOVER_MESSAGE = ("a process or thread the notebook started was still running when graded code ran: "
                     "the grader cannot see work done there; stop it before the tests")
 ALLOWED_BASELINE_PREFIXES = ("torch.nn.functional.", "torchvision.ops.", "torch.")
-
-
-class CaseTimeout(BaseException):
-    """Raised inside student code when a request runs past its time limit.
-
-    A ``BaseException`` so that ``except Exception`` in student code does not hide it.
-    """
-
-
-class StudentError(Exception):
-    """Wraps an exception from student code, with the stage it happened in."""
-
-    def __init__(self, stage: str, exc: BaseException):
-        super().__init__(stage)
-        self.stage = stage
-        self.exc = exc
 
 
 class ProcessNotAllowed(RuntimeError):
@@ -428,13 +413,6 @@ def _warm_up() -> None:
         torch.nn.Conv2d(1, 1, 1)(x.detach())
 
 
-def _lookup(namespace: dict, name: str):
-    if name not in namespace:
-        raise StudentError("lookup", NameError(
-            f"name '{name}' is not defined: run the cell that defines it before this test"))
-    return namespace[name]
-
-
 def _device(request: dict) -> str:
     wanted = request.get("device", "cpu")
     if wanted == "auto":
@@ -442,15 +420,6 @@ def _device(request: dict) -> str:
 
         return "cuda" if torch.cuda.is_available() else "cpu"
     return wanted
-
-
-def _stage(stage: str, fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except (CaseTimeout, KeyboardInterrupt, StudentError):
-        raise
-    except BaseException as exc:  # noqa: BLE001  (SystemExit from student code included)
-        raise StudentError(stage, exc) from None
 
 
 def _pick(args: list, kwargs: dict, key):
@@ -686,7 +655,12 @@ def proc_train(request, namespace, reader, writer):
     """Training smoke tests: the recipes live in :mod:`gradekit.training`."""
     from . import training
 
-    return training.run(request, namespace, reader, writer)
+    seen: set = set()
+    try:
+        return training.run(request, namespace, reader, writer, trace=_op_trace, seen=seen)
+    except BaseException as exc:  # what the student's functions ran before it stopped still counts
+        exc.ops = sorted(seen)
+        raise
 
 
 PROCEDURES = {"call": proc_call, "steps": proc_steps, "module": proc_module,
@@ -738,17 +712,23 @@ def run_request(request: dict, namespace: dict, in_dir: Path, out_dir: Path, pre
     return record
 
 
+def _ops_so_far(exc: BaseException) -> dict:
+    """``{"ops": [...]}`` when a procedure attached what ran before it stopped (``proc_train``)."""
+    ops = getattr(exc, "ops", None)
+    return {"ops": ops} if isinstance(ops, list) and ops else {}
+
+
 def _run_guarded(request, namespace, reader, writer) -> dict:
     try:
         with _time_limit(float(request.get("seconds", DEFAULT_CASE_SECONDS))):
             result = PROCEDURES[request["proc"]](request, namespace, reader, writer)
         return {"status": "ok", **result}
-    except CaseTimeout:
-        return {"status": "timeout"}
+    except CaseTimeout as exc:
+        return {"status": "timeout", **_ops_so_far(exc)}
     except StudentError as err:
         exc = err.exc
         oom = isinstance(exc, MemoryError) or _is_oom_message(exc)
-        return {"status": "oom" if oom else "error", "stage": err.stage, "error": _describe(exc)}
+        return {"status": "oom" if oom else "error", "stage": err.stage, "error": _describe(exc), **_ops_so_far(err)}
     except CodecError as exc:
         return {"status": "error", "stage": "record", "error": _describe(exc)}
     except KeyboardInterrupt:

@@ -529,7 +529,7 @@ def run(name: str, namespace: dict, pack: Path, sources: list[str] | None = None
 def _forbidden_at_run_time(name: str, spec: dict, records: list[dict]) -> Report | None:
     """The grader's run-time rule (:func:`gradekit.trace.trace_hits`, the lineage of built
     modules) applied to the public cases' records."""
-    ops = {op for r in records if r.get("status") == "ok" for op in (r.get("ops") or [])}
+    ops = {op for r in records if r.get("status") in ("ok", "error", "timeout") for op in (r.get("ops") or [])}
     hit, tamper = trace_hits(ops, spec.get("banned_ops") or (), spec.get("banned_calls") or ())
     if tamper:
         return Report(name, "forbidden", [

@@ -92,7 +92,7 @@ from __future__ import annotations
 import math
 import time
 
-from .capture import StudentError, _lookup, _op_trace, _stage
+from .student_code import StudentError, _lookup, _stage
 
 IGNORE_INDEX = 255
 EVAL_BATCH = 1024
@@ -299,12 +299,15 @@ class _Context:
         self._raw_data = raw if isinstance(raw, dict) else request
         self._data: dict = {}
         self.seen: set = set()  # what the student's functions ran (their calls and backward passes)
+        self.trace = None  # the operator and call trace's factory (``run``'s ``trace``)
 
     def traced(self):
         """The operator and Python-call trace (:func:`gradekit.capture._op_trace`) around a call of the
         student's own function (a loss, an augmentation) or the backward pass through it: the
         judge applies the problem's bans to what ran there too (``ops`` of the result)."""
-        return _op_trace(self.seen)
+        from contextlib import nullcontext
+
+        return self.trace(self.seen) if self.trace is not None else nullcontext()
 
     def has(self, key: str) -> bool:
         return key in self._raw_data
@@ -785,8 +788,13 @@ def _legacy(request, namespace, reader, writer) -> dict:
             "train_seconds": run["seconds"]}
 
 
-def run(request: dict, namespace: dict, reader, writer) -> dict:
-    """Run a ``train`` request (the ``train`` proc of :mod:`gradekit.capture`)."""
+def run(request: dict, namespace: dict, reader, writer, trace=None, seen: set | None = None) -> dict:
+    """Run a ``train`` request (the ``train`` proc of :mod:`gradekit.capture`).
+
+    ``trace(seen)``: the context manager recording what runs into ``seen``
+    (:func:`gradekit.capture._op_trace`), put around the student's own functions a recipe calls;
+    their operators are recorded into ``seen`` (the caller's, so that it keeps them when the
+    request stops early) and returned as ``ops``."""
     import torch
 
     if "recipe" not in request:
@@ -795,6 +803,8 @@ def run(request: dict, namespace: dict, reader, writer) -> dict:
     if recipe is None:
         raise ValueError(f"unknown training recipe {request['recipe']!r}")
     ctx = _Context(request, namespace, reader, writer)
+    ctx.trace = trace
+    ctx.seen = seen if seen is not None else ctx.seen
     check_library("library check")
     ctx.sync()
     start = time.perf_counter()
