@@ -131,9 +131,8 @@ class PythonCalls:
 
     @staticmethod
     def _make_profile(seen: set):
-        kinds: dict = {}  # code object -> (kind, name): "watched", "tamper" or ""
         notebook: dict = {}  # code object -> is_notebook_code
-        owners = _tamper_owners()
+        owner_ids = frozenset(id(o) for o in _tamper_owners())  # modules kept alive by sys.modules
         #: The only code that may change the profile function while a request runs: this class's.
         own = {PythonCalls.__enter__.__code__, PythonCalls.__exit__.__code__}
 
@@ -156,17 +155,14 @@ class PythonCalls:
 
         def profile(frame, event, arg):
             if event == "call":
-                code = frame.f_code
-                kind = kinds.get(code)
-                if kind is None:
-                    kind = kinds[code] = _classify(frame)
+                kind = _classify(frame)
                 if kind[0] == "watched":
                     seen.add(kind[1])
                 elif kind[0] == "tamper" and from_notebook(frame.f_back):
                     seen.add("tamper:" + kind[1])
             elif event == "c_call":
                 owner = getattr(arg, "__self__", None)
-                if owner is not None and any(owner is o for o in owners) \
+                if owner is not None and id(owner) in owner_ids \
                         and TAMPER_BUILTIN.search(getattr(arg, "__name__", "")) \
                         and (from_notebook(frame) or (owner is sys and arg.__name__.startswith("set")
                                                       and frame.f_code not in own)):
@@ -197,16 +193,49 @@ def _tamper_owners() -> tuple:
     return tuple(owners)
 
 
+#: Folders whose files are importable modules, longest first (site-packages inside the stdlib).
+_MODULE_ROOTS = tuple(sorted({os.path.join(os.path.realpath(p), "") for p in (
+    sysconfig.get_paths().get(k) for k in ("purelib", "platlib", "stdlib", "platstdlib")) if p},
+    key=len, reverse=True))
+
+
+def module_of(code) -> str | None:
+    """The module a code object's file is (``torchvision/models/resnet.py`` ->
+    ``torchvision.models.resnet``; ``<frozen os>`` -> ``os``), from the file, not from the
+    globals a function runs with (those can be anyone's); None outside the library folders."""
+    filename = code.co_filename
+    if filename.startswith("<frozen ") and filename.endswith(">"):
+        return filename[8:-1]
+    real = os.path.realpath(filename)
+    root = next((r for r in _MODULE_ROOTS if real.startswith(r)), None)
+    if root is None or not real.endswith(".py"):
+        return None
+    parts = real[len(root):-3].split(os.sep)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+#: Code object -> (kind, name), shared by every trace in the process: a code object's kind
+#: depends on its file only (:func:`module_of`).
+_KINDS: dict = {}
+
+
 def _classify(frame) -> tuple[str, str]:
-    module = frame.f_globals.get("__name__")
-    if not isinstance(module, str) or is_notebook_code(frame.f_code):
-        return ("", "")
-    name = f"{module}.{frame.f_code.co_qualname}"
-    if module.startswith(WATCHED):
-        return ("watched", "py:" + name)
-    if module.startswith(TAMPER_MODULES):
-        return ("tamper", name)
-    return ("", "")
+    code = frame.f_code
+    kind = _KINDS.get(code)
+    if kind is not None:
+        return kind
+    if is_notebook_code(code):
+        return ("", "")  # not cached: cells make new code objects all the time
+    module = module_of(code) or frame.f_globals.get("__name__")
+    kind = ("", "")
+    if isinstance(module, str):
+        name = f"{module}.{code.co_qualname}"
+        if module.startswith(WATCHED):
+            kind = ("watched", "py:" + name)
+        elif module.startswith(TAMPER_MODULES):
+            kind = ("tamper", name)
+    _KINDS[code] = kind
+    return kind
 
 
 def check_canary(canary: dict, calls: PythonCalls | None) -> set[str]:
