@@ -7,13 +7,18 @@ PY := $(VENV)/bin/python
 # nbgrader shells out to alembic: the environment's bin goes first on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: demo test env benchmark sync selfcheck clean student-env student-lab
+.PHONY: demo test test-corpus env benchmark sync selfcheck clean student-env student-lab
 
 demo: $(VENV)/.installed
 	$(PY) -m autograder.demo
 
 test: $(VENV)/.installed
 	$(PY) -m pytest
+
+# The weeks 3-5 cheat corpus (tests/cheats_w345/) graded in three nbgrader batches with honest
+# submissions (about 25 minutes on 2 cores); its closing note goes to $$HARDENING_NOTE.
+test-corpus: $(VENV)/.installed
+	$(PY) -m pytest -m corpus tests/test_hardening_w345.py
 
 env: $(VENV)/.installed
 
