@@ -37,6 +37,12 @@ FROM_NOTEBOOK = ("exec", "compile", "code.__new__", "function.__new__", "sys._ge
                  "object.__getattr__", "object.__setattr__", "object.__delattr__", "ctypes.")
 
 
+#: Events raised often by library code (decided by the cheap file-name claim first).
+FREQUENT = ("object.__getattr__", "object.__setattr__", "object.__delattr__", "sys._getframe")
+#: Attributes whose reading is reported (``object.__getattr__``): code and frame internals.
+RESTRICTED = ("__code__", "f_", "tb_", "gi_", "cr_", "co_")
+
+
 class Sentinel:
     """The audit hook: ``sentinel(event, args)``; reports to ``fd`` once :meth:`arm` ran."""
 
@@ -75,6 +81,14 @@ class Sentinel:
         from .trace import genuine, is_notebook_code
 
         caller = self._caller()
+        frequent = event.startswith(FREQUENT)
+        if frequent and (caller is None or not is_notebook_code(caller.f_code)):
+            # Frequent events (frames, attributes: every profiled call reads a frame's f_code):
+            # decided first, by the file name's claim (cheap); code that lies about its file was
+            # made by compile or exec, which are checked against the library's own code below.
+            return None
+        if event == "object.__getattr__" and len(args) > 1 and not str(args[1]).startswith(RESTRICTED):
+            return None
         where = f" (line {caller.f_lineno} of a notebook cell)" if caller is not None \
             and not genuine(caller.f_code) else ""
         if event == "pickle.find_class":
@@ -90,11 +104,7 @@ class Sentinel:
             caller = _past_evaluators(caller)
             if caller is None or genuine(caller.f_code):
                 return None
-        elif caller is None or not is_notebook_code(caller.f_code):
-            # Frequent events (frames, attributes): the file name's claim is enough here (cheap);
-            # code that lies about its file was made by compile or exec, which is checked above.
-            return None
-        if event == "object.__getattr__" and len(args) > 1 and not str(args[1]).startswith(("__code__", "f_", "tb_", "gi_", "cr_", "co_")):
+        elif not frequent and (caller is None or not is_notebook_code(caller.f_code)):
             return None
         detail = f" {_short(args[1])}" if event.startswith("object.") and len(args) > 1 else ""
         return f"{event}{detail}: code made from data, or reaching into the interpreter{where}"

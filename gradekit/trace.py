@@ -30,6 +30,9 @@ import sysconfig
 WATCHED = ("torchvision", "torch.nn.functional", "torch.jit.", "torch.hub", "pickle", "copyreg")
 #: Modules whose functions switch the trace off or around it when the notebook calls them.
 TAMPER_MODULES = ("torch.utils._python_dispatch", "torch.overrides", "torch.utils._mode_utils", "torch._C")
+_BUILTIN = type(len)
+#: The module names the Python-level call trace looks at at all.
+INTERESTING = WATCHED + TAMPER_MODULES
 #: Modules that only wrap a call (decorators, context managers): the caller is found above them.
 WRAPPERS = ("contextlib", "functools", "torch.utils._contextlib", "typing")
 #: Built-in functions (of ``torch._C`` or ``sys``) that do the same, by name.
@@ -132,7 +135,7 @@ class PythonCalls:
     @staticmethod
     def _make_profile(seen: set):
         notebook: dict = {}  # code object -> is_notebook_code
-        owner_ids = frozenset(id(o) for o in _tamper_owners())  # modules kept alive by sys.modules
+        tampering = _tamper_builtins()
         #: The only code that may change the profile function while a request runs: this class's.
         own = {PythonCalls.__enter__.__code__, PythonCalls.__exit__.__code__}
 
@@ -155,17 +158,21 @@ class PythonCalls:
 
         def profile(frame, event, arg):
             if event == "call":
+                # Cheap first look (reading frame.f_code raises an audit event, f_globals does not):
+                # a frame whose globals name no watched or tamper module is skipped. Library code
+                # run with other globals needs its __code__, which the kernel's audit hook reports.
+                module = frame.f_globals.get("__name__")
+                if module.__class__ is str and not module.startswith(INTERESTING):
+                    return
                 kind = _classify(frame)
                 if kind[0] == "watched":
                     seen.add(kind[1])
                 elif kind[0] == "tamper" and from_notebook(frame.f_back):
                     seen.add("tamper:" + kind[1])
-            elif event == "c_call":
-                owner = getattr(arg, "__self__", None)
-                if owner is not None and id(owner) in owner_ids \
-                        and TAMPER_BUILTIN.search(getattr(arg, "__name__", "")) \
-                        and (from_notebook(frame) or (owner is sys and arg.__name__.startswith("set")
-                                                      and frame.f_code not in own)):
+            elif event == "c_call" and arg in tampering:
+                owner = arg.__self__
+                if from_notebook(frame) or (owner is sys and arg.__name__.startswith("set")
+                                            and frame.f_code not in own):
                     seen.add(f"tamper:{getattr(owner, '__name__', '?')}.{arg.__name__}")
 
         return profile
@@ -182,6 +189,28 @@ class PythonCalls:
     @property
     def intact(self) -> bool:
         return sys.getprofile() is self.profile
+
+
+_TAMPER_BUILTINS: dict = {}
+
+
+def _tamper_builtins() -> frozenset:
+    """The built-in functions of :func:`_tamper_owners` whose names match :data:`TAMPER_BUILTIN`
+    (``sys.setprofile``, ``torch._C._push_on_torch_function_stack``...), found once per set of
+    owners: a ``c_call`` event is then one set lookup (built-ins hash and compare by their module
+    and C function, without running Python code)."""
+    owners = _tamper_owners()
+    key = tuple(id(o) for o in owners)
+    if key not in _TAMPER_BUILTINS:
+        found = set()
+        for owner in owners:
+            for name in dir(owner):
+                if TAMPER_BUILTIN.search(name):
+                    value = getattr(owner, name, None)
+                    if type(value) is _BUILTIN and getattr(value, "__self__", None) is owner:
+                        found.add(value)
+        _TAMPER_BUILTINS[key] = frozenset(found)
+    return _TAMPER_BUILTINS[key]
 
 
 def _tamper_owners() -> tuple:
