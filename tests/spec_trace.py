@@ -133,7 +133,7 @@ TRACE: dict[str, dict[str, tuple[str, ...] | str]] = {
         "Smoke tests (on `BasicBlock`; CUDA when": PROCEDURE,
         "(a) A conv stem (3x3, 16, BN, ReLU)": ("BasicBlock/trains on digits",),
         "(b) Degradation: a stem, 8 blocks of width 8": ("BasicBlock/degradation",),
-        "Broken blocks on (b): without the shortcut": MEASURED,
+        "Broken blocks on (b), measured with the earlier": MEASURED,
         "On (a), a two-block net trains as well": MEASURED,
     },
     "w4_segmentation": {
