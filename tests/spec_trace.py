@@ -134,7 +134,7 @@ TRACE: dict[str, dict[str, tuple[str, ...] | str]] = {
         "(a) A conv stem (3x3, 16, BN, ReLU)": ("BasicBlock/trains on digits",),
         "(b) Degradation: a stem, 8 blocks of width 8": ("BasicBlock/degradation",),
         "Broken blocks on (b), measured with the earlier": MEASURED,
-        "On (a), a two-block net trains as well": MEASURED,
+        "On (a), a two-block net trains about as well": MEASURED,
     },
     "w4_segmentation": {
         "`convolutionalize(classifier, in_shape) -> nn.Module`": (
