@@ -370,6 +370,13 @@ def test_distill_trains_with_the_students_loss_function(tmp_path):
     assert len(calls) == 3 * steps and calls[0] == ((32, 10), (32, 10), 2.0, 0.7)
     # the same student on hard labels (same seed, same order) ends elsewhere: the loss was used
     assert outcome.runs["hard"]["history"] != outcome.runs["student"]["history"]
+    # the student's loss ran under the trace, its backward too: week 5's ban on kl_div holds in training
+    assert "py:torch.nn.functional.kl_div" in outcome.get("ops"), outcome.get("ops")
+    from autograder.checks import problems_for
+    from autograder.judge import forbidden_at_run_time
+
+    verdict = forbidden_at_run_time(problems_for("w5_augmentation_transfer")["distillation_loss"], [outcome])
+    assert verdict is not None and verdict.fraction == 0 and "torch.nn.functional.kl_div" in verdict.lines[0]
 
     # a loss that raises is an error at the loss stage of the student's run
     def distillation_loss(*args, **kwargs):  # noqa: F811
