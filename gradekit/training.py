@@ -91,6 +91,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 
 from .student_code import StudentError, _lookup, _stage
 
@@ -305,8 +306,6 @@ class _Context:
         """The operator and Python-call trace (:func:`gradekit.capture._op_trace`) around a call of the
         student's own function (a loss, an augmentation) or the backward pass through it: the
         judge applies the problem's bans to what ran there too (``ops`` of the result)."""
-        from contextlib import nullcontext
-
         return self.trace(self.seen) if self.trace is not None else nullcontext()
 
     def has(self, key: str) -> bool:
@@ -421,7 +420,7 @@ def _fit(ctx: _Context, run: str, model, x, y, cfg: _Config, loss=None, params=N
                     + (f" of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else "")
                     + ", not a scalar tensor"))
             opt.zero_grad()
-            with ctx.traced() if getattr(loss, "traced", False) else _untraced():
+            with ctx.traced() if getattr(loss, "traced", False) else nullcontext():
                 _stage(ctx.stage("backward", run), value.backward)
             opt.step()
             v = float(value.detach())
@@ -506,12 +505,6 @@ def _classify_run(ctx: _Context, run: str, model, cfg: _Config, loss=None, param
     result["train_loss"] = _train_loss(ctx, run, model, x, y, cfg)
     result.update(_state(ctx, run, model))
     return result
-
-
-def _untraced():
-    from contextlib import nullcontext
-
-    return nullcontext()
 
 
 def _student_loss(ctx: _Context, run: str, spec, *fixed):
